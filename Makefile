@@ -1,0 +1,42 @@
+# Two commands for a new user: `make demo` and `make test`. Both create ./.venv first when needed.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cotbal-setup
+# torch / torchvision / torchaudio set that LLaMA-Factory 0.9.5 imports on a CPU-only machine (see README).
+TORCH_PKGS ?= torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
+DEEPSPEED ?= deepspeed==0.19.8
+PYTEST_ARGS ?=
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup test demo demo-quick lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; run 'make PYTHON=/path/to/python3.11 setup'"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade "pip>=24" "setuptools>=69" wheel
+	$(BIN)/pip install $(TORCH_PKGS)
+	DS_BUILD_OPS=0 $(BIN)/pip install --no-build-isolation $(DEEPSPEED)
+	$(BIN)/pip install -e ".[test]"
+	$(BIN)/python -c "import cotbal_plugin, llamafactory, deepspeed; print('cotbal_plugin', cotbal_plugin.__version__, 'ready')"
+	touch $(STAMP)
+
+test: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/python -m cotbal_plugin.demo $(DEMO_ARGS)
+
+demo-quick: setup
+	$(BIN)/python -m cotbal_plugin.demo --quick $(DEMO_ARGS)
+
+lint: setup
+	$(BIN)/ruff check cotbal_plugin tests benchmarks setup.py
+
+bench: setup
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_loss.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo_out

@@ -1,0 +1,76 @@
+"""Post-import hook (no LLaMA-Factory import here): patch LLaMA-Factory modules when Python imports them.
+
+Kept tiny because the ``.pth`` file imports it in every Python process of the environment.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+from typing import Any
+
+_TARGETS = ("llamafactory.hparams.parser", "llamafactory.data.loader", "llamafactory.train.sft.workflow")
+
+
+def _apply(name: str, module: Any) -> None:
+    from .llamafactory.patches import PATCHES
+
+    PATCHES[name](module)
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, wrapped: importlib.abc.Loader, name: str) -> None:
+        self._wrapped = wrapped
+        self._name = name
+
+    def create_module(self, spec: Any) -> Any:
+        return self._wrapped.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._wrapped.exec_module(module)
+        _apply(self._name, module)
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self._wrapped, item)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Wraps the real loader of the three target modules; every other import is untouched."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in _TARGETS:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader, fullname)
+                return spec
+        return None
+
+
+_FINDER = _Finder()
+
+
+def install() -> None:
+    """Activate the plugin in this process (idempotent).
+
+    Call it before training when LLaMA-Factory is driven from Python and the ``.pth`` file is not in use;
+    modules already imported are patched at once.
+    """
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+    for name in _TARGETS:
+        module = sys.modules.get(name)
+        if module is not None:
+            _apply(name, module)
+
+
+def autoload() -> None:
+    """Entry point of the ``.pth`` file: install unless ``COTBAL_PLUGIN_DISABLE=1``."""
+    if os.environ.get("COTBAL_PLUGIN_DISABLE", "") not in ("", "0"):
+        return
+    install()

@@ -1,0 +1,156 @@
+"""Where the plugin hooks into LLaMA-Factory: three modules, each patched right after it is imported.
+
+- ``llamafactory.hparams.parser``: the fine-tuning argument class gains the plugin keys; misspelt ``cotbal_*``
+  keys get a suggestion; the parsed data/training arguments are remembered for the data hook.
+- ``llamafactory.data.loader``: the task-id data hook (:mod:`cotbal_plugin.llamafactory.data`).
+- ``llamafactory.train.sft.workflow``: the trainer class becomes a factory returning the VITW trainer when the
+  YAML says ``loss: cotbal`` and LLaMA-Factory's own trainer otherwise.
+
+Every patch is inert unless ``loss: cotbal`` was parsed in this process.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+from typing import Any
+
+from . import state
+
+_MARK = "_cotbal_patched"
+
+
+def _once(module: ModuleType) -> bool:
+    if getattr(module, _MARK, False):
+        return False
+    setattr(module, _MARK, True)
+    return True
+
+
+def patch_parser(module: ModuleType) -> None:
+    """Swap ``FinetuningArguments`` for the plugin's subclass in every argument list of the parser."""
+    if not _once(module):
+        return
+    from .args import CotbalFinetuningArguments, check_unknown_cotbal_keys
+
+    base = module.FinetuningArguments
+    for name in ("_TRAIN_ARGS", "_INFER_ARGS", "_EVAL_ARGS", "_TRAIN_MCA_ARGS"):
+        arg_list = getattr(module, name, None)
+        if isinstance(arg_list, list):
+            arg_list[:] = [CotbalFinetuningArguments if cls is base else cls for cls in arg_list]
+
+    original_parse_args = module._parse_args
+
+    @functools.wraps(original_parse_args)
+    def _parse_args(parser: Any, args: Any = None, allow_extra_keys: bool = False) -> Any:
+        resolved = module.read_args(args)
+        if isinstance(resolved, dict):
+            check_unknown_cotbal_keys(resolved)
+        return original_parse_args(parser, resolved, allow_extra_keys=allow_extra_keys)
+
+    module._parse_args = _parse_args
+
+    original_parse_train = module._parse_train_args
+
+    @functools.wraps(original_parse_train)
+    def _parse_train_args(args: Any = None) -> Any:
+        state.deactivate()
+        parsed = original_parse_train(args)
+        run = state.active()
+        if run is not None:
+            run.data_args, run.training_args = parsed[1], parsed[2]
+            _check_data_args(run)
+        return parsed
+
+    module._parse_train_args = _parse_train_args
+
+
+def _check_data_args(run: state.CotbalRun) -> None:
+    from ..weights_file import CotbalConfigError
+
+    data_args = run.data_args
+    if getattr(data_args, "streaming", False) and run.task_key is not None:
+        raise CotbalConfigError("cotbal_task_key is not supported with `streaming: true`; turn streaming off.")
+
+
+def patch_loader(module: ModuleType) -> None:
+    """Install the task-id data hook in ``llamafactory.data.loader``."""
+    if not _once(module):
+        return
+    from . import data
+
+    get_dataset_list = module.get_dataset_list
+
+    @functools.wraps(get_dataset_list)
+    def _get_dataset_list(dataset_names: Any, dataset_dir: Any) -> Any:
+        return data.tag_dataset_list(dataset_names, dataset_dir, get_dataset_list(dataset_names, dataset_dir))
+
+    module.get_dataset_list = _get_dataset_list
+
+    align_dataset = module.align_dataset
+
+    @functools.wraps(align_dataset)
+    def _align_dataset(dataset: Any, dataset_attr: Any, *args: Any, **kwargs: Any) -> Any:
+        aligned = align_dataset(dataset, dataset_attr, *args, **kwargs)
+        return data.add_task_column(dataset, aligned, dataset_attr)
+
+    module.align_dataset = _align_dataset
+
+    get_processor = module._get_dataset_processor
+
+    @functools.wraps(get_processor)
+    def _get_dataset_processor(*args: Any, **kwargs: Any) -> Any:
+        return data.tagging_processor(get_processor(*args, **kwargs))
+
+    module._get_dataset_processor = _get_dataset_processor
+
+    load_from_disk = module.load_from_disk
+
+    @functools.wraps(load_from_disk)
+    def _load_from_disk(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if state.active() is not None:
+            data.read_tasks_sidecar(str(path))
+        return load_from_disk(path, *args, **kwargs)
+
+    module.load_from_disk = _load_from_disk
+
+    get_dataset_module = module.get_dataset_module
+
+    @functools.wraps(get_dataset_module)
+    def _get_dataset_module(dataset: Any) -> Any:
+        run = state.active()
+        if run is not None and run.data_args is not None and run.data_args.tokenized_path is not None:
+            import os
+
+            path = run.data_args.tokenized_path
+            if os.path.isdir(path) and run.training_args is not None and run.training_args.should_save:
+                if not os.path.isfile(os.path.join(path, data.TASKS_SIDECAR)):
+                    data.write_tasks_sidecar(path)
+        return get_dataset_module(dataset)
+
+    module.get_dataset_module = _get_dataset_module
+
+
+def patch_workflow(module: ModuleType) -> None:
+    """Make the SFT workflow build the VITW trainer when ``loss: cotbal`` is active."""
+    if not _once(module):
+        return
+    stock_trainer = module.CustomSeq2SeqTrainer
+
+    def trainer_factory(*args: Any, **kwargs: Any) -> Any:
+        finetuning_args = kwargs.get("finetuning_args")
+        if getattr(finetuning_args, "loss", None) == "cotbal":
+            from .trainer import CotbalSeq2SeqTrainer
+
+            return CotbalSeq2SeqTrainer(*args, **kwargs)
+        return stock_trainer(*args, **kwargs)
+
+    trainer_factory.stock_trainer = stock_trainer  # type: ignore[attr-defined]
+    module.CustomSeq2SeqTrainer = trainer_factory
+
+
+PATCHES = {
+    "llamafactory.hparams.parser": patch_parser,
+    "llamafactory.data.loader": patch_loader,
+    "llamafactory.train.sft.workflow": patch_workflow,
+}
