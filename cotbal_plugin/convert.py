@@ -91,7 +91,7 @@ class TaskSpec:
 
 
 def _academic() -> tuple[TaskSpec, ...]:
-    vqa = {"metric": "exact_match", "instruction": INSTRUCTION_SHORT_ANSWER, "merge_same_image": True}
+    vqa = {"metric": "em", "instruction": INSTRUCTION_SHORT_ANSWER, "merge_same_image": True}
     # RefCOCO test sets: Ref-test (RefCOCO testA), Ref-testB, Refg-test (RefCOCOg test) — Table 1.
     ref_splits = ("val", "test", "testB", "testg")
     return (
@@ -123,19 +123,19 @@ def _large() -> tuple[TaskSpec, ...]:
         ("COCO", "captioning", "cider", ("coco",)),
         ("TextCap", "captioning", "cider", ("textcap",)),
         ("ParaCap", "captioning", "cider", ("image-paragraph-captioning",)),
-        ("C-GOI", "classification", "exact_match", ("coco-goi",)),
-        ("C-Text", "classification", "exact_match", ("coco-text",)),
-        ("ImageNet", "classification", "exact_match", ("imagenet",)),
-        ("C-ITM", "classification", "exact_match", ("coco-itm",)),
-        ("SNLI-VE", "classification", "exact_match", ("snli-ve",)),
-        ("Mocheg", "classification", "exact_match", ("mocheg",)),
-        ("Shapes", "vqa", "exact_match", ("shapes",)),
-        ("OCRVQA", "vqa", "exact_match", ("ocr-vqa",)),
-        ("GQA", "vqa", "exact_match", ("gqa",)),
-        ("SQA", "vqa", "exact_match", ("science-qa", "ScienceQA")),
-        ("CLEVR", "reasoning", "exact_match", ("clevr",)),
-        ("NLVR", "reasoning", "exact_match", ("nlvr",)),
-        ("VisDial", "generation", "exact_match", ("visual-dialog",)),
+        ("C-GOI", "classification", "em", ("coco-goi",)),
+        ("C-Text", "classification", "em", ("coco-text",)),
+        ("ImageNet", "classification", "em", ("imagenet",)),
+        ("C-ITM", "classification", "em", ("coco-itm",)),
+        ("SNLI-VE", "classification", "em", ("snli-ve",)),
+        ("Mocheg", "classification", "em", ("mocheg",)),
+        ("Shapes", "vqa", "em", ("shapes",)),
+        ("OCRVQA", "vqa", "em", ("ocr-vqa",)),
+        ("GQA", "vqa", "em", ("gqa",)),
+        ("SQA", "vqa", "em", ("science-qa", "ScienceQA")),
+        ("CLEVR", "reasoning", "em", ("clevr",)),
+        ("NLVR", "reasoning", "em", ("nlvr",)),
+        ("VisDial", "generation", "em", ("visual-dialog",)),
         ("Multi30k", "generation", "gleu", ("multi30k",)),
     )
     return tuple(
@@ -168,24 +168,27 @@ def dataset_entry(spec: TaskSpec, variant: str = "", split: str = "train") -> tu
         "formatting": "sharegpt",
         "columns": dict(SHAREGPT_COLUMNS),
         "tags": dict(SHAREGPT_TAGS),
-        "cotbal_task": spec.cotbal_task,
     }
+    if split in TRAIN_SPLITS:
+        # Only training entries name their task: `cotbal plan` resolves a task name to every entry carrying it,
+        # which must not pull validation / test data into training.
+        entry["cotbal_task"] = spec.cotbal_task
     if spec.metric is not None:
         entry["cotbal_metric"] = spec.metric
     return name, entry
 
 
 def benchmark_dataset_info(benchmarks: Iterable[str] = tuple(BENCHMARKS)) -> dict[str, dict[str, Any]]:
-    """Build the shipped ``dataset_info/dataset_info.json``: train, mini-train and eval entries of every task."""
+    """Build the shipped ``dataset_info/dataset_info.json``: the train and eval entries of every task.
+
+    Mini / plus-mini entries are not listed: ``cotbal plan`` draws the subsets itself, and a converted mini file
+    gets its entry in the ``dataset_info.json`` that ``cotbal convert`` writes.
+    """
     info: dict[str, dict[str, Any]] = {}
     for benchmark in benchmarks:
         for spec in BENCHMARKS[benchmark]:
-            rows = [("", "train")]
-            if benchmark != "chat":  # the Chat Benchmark needs no mini subsets (paper §4.1.4, Appendix F)
-                rows.append(("-mini", "train"))
-            rows += [("", split) for split in spec.eval_splits]
-            for variant, split in rows:
-                name, entry = dataset_entry(spec, variant, split)
+            for split in ("train", *spec.eval_splits):
+                name, entry = dataset_entry(spec, "", split)
                 info[name] = entry
     return info
 

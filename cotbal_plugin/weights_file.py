@@ -18,7 +18,7 @@ def load_weights(path: str | Path) -> dict[str, float]:
 
     Raises:
         CotbalConfigError: missing file, invalid JSON, no ``"weights"`` object, a weight that is not a finite
-            number, negative, or all weights zero — always naming the file and the task.
+            number or not > 0 — always naming the file and the task.
     """
     path = Path(path)
     if not path.is_file():
@@ -46,13 +46,12 @@ def load_weights(path: str | Path) -> dict[str, float]:
         value = float(value)
         if not math.isfinite(value):
             raise CotbalConfigError(f"cotbal_weights: weight of task {task!r} in {str(path)!r} is {value}.")
-        if value < 0:
+        if value <= 0:
             raise CotbalConfigError(
-                f"cotbal_weights: weight of task {task!r} in {str(path)!r} is negative ({value}); weights must be >= 0."
+                f"cotbal_weights: weight of task {task!r} in {str(path)!r} is {value}; weights must be > 0 "
+                "(a zero weight would make a step with only that task 0/0). Drop the task from `dataset:` instead."
             )
         weights[str(task)] = value
-    if all(v == 0 for v in weights.values()):
-        raise CotbalConfigError(f"cotbal_weights: every weight in {str(path)!r} is zero; at least one must be > 0.")
     return weights
 
 

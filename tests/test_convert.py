@@ -109,7 +109,7 @@ def test_train_conversion_merges_splits_and_adds_instructions(data: Path) -> Non
 
     info = _load(out / "dataset_info.json")
     assert info["VQAv2_train"]["file_name"] == "VQAv2_train.json"
-    assert info["VQAv2_train"]["cotbal_metric"] == "exact_match"
+    assert info["VQAv2_train"]["cotbal_metric"] == "em"
     assert info["RefCOCO-bbox_train"]["cotbal_metric"] == "iou_acc"
     assert "cotbal_metric" not in info["ShareGPT_train"]
     manifest = _load(out / "cotbal_convert.json")

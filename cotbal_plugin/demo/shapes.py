@@ -25,7 +25,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 TASKS = ("color", "count", "ground", "caption")
-METRICS = {"color": "exact_match", "count": "exact_match", "ground": "iou_acc", "caption": "cider"}
+METRICS = {"color": "em", "count": "em", "ground": "iou_acc", "caption": "cider"}
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "green": (30, 170, 40),
@@ -116,15 +116,17 @@ def _sample(task: str, rng: random.Random, size: int) -> tuple[list[Shape], str,
     raise ValueError(f"unknown shapes task {task!r}; known: {', '.join(TASKS)}")
 
 
-def _entry(name: str, task: str) -> dict[str, Any]:
-    return {
+def _entry(name: str, task: str, split: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
         "file_name": f"{name}.json",
         "formatting": "sharegpt",
         "columns": {"messages": "conversations", "images": "images"},
         "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
-        "cotbal_task": task,
-        "cotbal_metric": METRICS[task],
     }
+    if split == "train":  # as in cotbal_plugin.convert: only training entries name their task
+        entry["cotbal_task"] = task
+    entry["cotbal_metric"] = METRICS[task]  # metric names of cotbal_plugin.probe.metrics
+    return entry
 
 
 def make_shapes_benchmark(
@@ -139,8 +141,8 @@ def make_shapes_benchmark(
 
     Writes ``images/{task}_{split}_{i:05d}.png`` (``image_size`` × ``image_size`` RGB), ``{task}_train.json`` and
     ``{task}_val.json`` (sharegpt: ``conversations`` with ``<image>`` in the human turn, ``images`` with the path
-    relative to ``out_dir``) and ``dataset_info.json`` (entries ``{task}_{split}`` with ``cotbal_task`` and
-    ``cotbal_metric``). Use ``out_dir`` as ``dataset_dir`` in a training YAML.
+    relative to ``out_dir``) and ``dataset_info.json`` (entries ``{task}_{split}`` with ``cotbal_metric``;
+    the ``_train`` entries also carry ``cotbal_task``). Use ``out_dir`` as ``dataset_dir`` in a training YAML.
 
     Returns:
         ``{"dataset_info": {name: entry}, "files": {name: Path}, "image_dir": Path}``.
@@ -179,7 +181,7 @@ def make_shapes_benchmark(
                 )
             path = out_dir / f"{name}.json"
             path.write_text(json.dumps(samples, indent=1) + "\n", encoding="utf-8")
-            info[name] = _entry(name, task)
+            info[name] = _entry(name, task, split)
             files[name] = path
     (out_dir / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return {"dataset_info": info, "files": files, "image_dir": image_dir}

@@ -11,8 +11,14 @@ import numpy as np
 
 from .errors import ProbeError, ProbeWarning
 from .scores import BASE_RUN, MINI_RUN, Scores, check_task_names
-from .weights import DIFFICULTY_VARIANTS, contribution_in, contribution_matrix, contribution_out, difficulty
-from .weights import lambdas_from_summaries
+from .weights import (
+    DIFFICULTY_VARIANTS,
+    contribution_in,
+    contribution_matrix,
+    contribution_out,
+    difficulty,
+    lambdas_from_summaries,
+)
 
 STRATEGIES = {"out": "out", "in": "in", "c": "C", "d": "D", "cotbal": "CoTBal"}
 RECOMMENDED_RANGE = (0.5, 2.0)
@@ -27,7 +33,7 @@ def strategy_key(strategy: str) -> str:
 
 
 def infer_tasks(scores: Scores, variant: str, fixed: Mapping[str, float]) -> list[str]:
-    """Balanced tasks = tasks scored by the reference run (``mini``, or ``base`` for the chat form) minus fixed ones."""
+    """Balanced tasks: those scored by the reference run (``mini``, ``base`` for the chat form) minus fixed ones."""
     ref = BASE_RUN if variant == "chat" else MINI_RUN
     if ref not in scores:
         raise ProbeError(

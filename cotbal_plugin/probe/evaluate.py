@@ -57,8 +57,8 @@ def read_predictions(path: str | Path) -> tuple[list[str], list[str]]:
             for key in ("predict", "label"):
                 if not isinstance(row.get(key), str):
                     raise ProbeError(
-                        f"{str(path)!r} line {lineno}: key {key!r} is missing or not a string; expected LLaMA-Factory's "
-                        '{"prompt": ..., "predict": ..., "label": ...}.'
+                        f"{str(path)!r} line {lineno}: key {key!r} is missing or not a string; expected "
+                        'LLaMA-Factory\'s {"prompt": ..., "predict": ..., "label": ...}.'
                     )
             preds.append(row["predict"])
             labels.append(row["label"])

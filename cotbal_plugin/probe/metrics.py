@@ -63,8 +63,7 @@ def references(label: str) -> list[str]:
 
 def normalize_em(text: str) -> str:
     """The paper's exact-match normalisation: strip, lower-case, drop one trailing period."""
-    text = text.strip().lower()
-    return text[:-1] if text.endswith(".") else text
+    return text.strip().lower().removesuffix(".")
 
 
 def exact_match(predictions: Sequence[str], labels: Sequence[str]) -> MetricResult:
@@ -148,7 +147,8 @@ def bleu4(predictions: Sequence[str], labels: Sequence[str]) -> MetricResult:
     # pycocoevalcap's BLEU cannot score an empty hypothesis; an empty prediction is given a token no reference has.
     res = {k: [v[0] or "\x00"] for k, v in res.items()}
     scores, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    return MetricResult(float(scores[3]), len(predictions), extra={f"bleu{n}": float(scores[n - 1]) for n in (1, 2, 3)})
+    extra = {f"bleu{n}": float(scores[n - 1]) for n in (1, 2, 3)}
+    return MetricResult(float(scores[3]), len(predictions), extra=extra)
 
 
 def rouge_l(predictions: Sequence[str], labels: Sequence[str]) -> MetricResult:

@@ -50,6 +50,7 @@ DROP_FOR_PREDICT = DROP_FOR_TRAIN + (
     "dataset", "do_train", "loss", "packing", "neat_packing", "resume_from_checkpoint", "save_steps", "save_strategy",
 )  # fmt: skip
 DIFFICULTY_CHOICES = ("real", "precise", "chat")
+PATH_KEYS = ("model_name_or_path", "adapter_name_or_path", "deepspeed", "media_dir", "tokenizer_name_or_path")
 
 
 @dataclass
@@ -85,9 +86,15 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ProbeError(f"base YAML {str(path)!r} must be a mapping of LLaMA-Factory arguments.")
     if data.get("stage", "sft") != "sft":
-        raise ProbeError(f"base YAML {str(path)!r} has stage {data['stage']!r}; CoTBal probes are SFT runs (stage: sft).")
+        raise ProbeError(
+            f"base YAML {str(path)!r} has stage {data['stage']!r}; CoTBal probes are SFT runs (stage: sft)."
+        )
     if "model_name_or_path" not in data:
         raise ProbeError(f"base YAML {str(path)!r} has no model_name_or_path.")
+    for key in PATH_KEYS:  # local paths relative to the working directory become absolute (jobs may run elsewhere)
+        names = _split_names(data.get(key))
+        if names and all(Path(n).exists() for n in names):
+            data[key] = ",".join(str(Path(n).resolve()) for n in names)
     return data
 
 
@@ -151,13 +158,15 @@ def _check_fraction(name: str, value: float) -> None:
 
 
 def _round(x: float) -> int:
-    return int(math.floor(x + 0.5))
+    return math.floor(x + 0.5)
 
 
 # ----------------------------------------------------------------------------------------------- subsets
 
 
-def subset_indices(n: int, large_fraction: float, mini_fraction: float, seed: int, key: str) -> tuple[list[int], list[int]]:
+def subset_indices(
+    n: int, large_fraction: float, mini_fraction: float, seed: int, key: str
+) -> tuple[list[int], list[int]]:
     """Deterministic (large, mini) index lists for a dataset of ``n`` records; mini is drawn from large.
 
     Both fractions are of the entire dataset. Raises ProbeError when the dataset is too small.
@@ -196,7 +205,9 @@ def _write_subsets(
 # --------------------------------------------------------------------------------------------------- YAML
 
 
-def _train_yaml(base: Mapping[str, Any], datasets: Sequence[str], data_dir: Path, media_dir: str, out: Path, run: str) -> dict:
+def _train_yaml(
+    base: Mapping[str, Any], datasets: Sequence[str], data_dir: Path, media_dir: str, out: Path, run: str
+) -> dict:
     cfg = {k: v for k, v in base.items() if k not in DROP_FOR_TRAIN}
     cfg.update(
         stage="sft", do_train=True, dataset=",".join(datasets), dataset_dir=str(data_dir), media_dir=media_dir,
@@ -249,7 +260,7 @@ def _validate(cfg: PlanConfig, tasks: Mapping[str, list[str]], fixed: Mapping[st
     if cfg.difficulty not in DIFFICULTY_CHOICES:
         raise ProbeError(f"unknown difficulty variant {cfg.difficulty!r}; valid: {', '.join(DIFFICULTY_CHOICES)}.")
     if not tasks:
-        raise ProbeError("no tasks: pass --tasks (dataset or task names) or list them under `dataset:` in the base YAML.")
+        raise ProbeError("no tasks: pass --tasks (dataset or task names) or list them as `dataset:` in the base YAML.")
     if len(tasks) < 2:
         raise ProbeError(f"CoTBal balances at least 2 tasks; got {list(tasks)}.")
     both = sorted(set(tasks) & set(fixed))
@@ -259,7 +270,7 @@ def _validate(cfg: PlanConfig, tasks: Mapping[str, list[str]], fixed: Mapping[st
     for option, mapping in (("--val", cfg.validation), ("--metric", cfg.metrics)):
         unknown = sorted(set(mapping) - set(tasks))
         if unknown:
-            raise ProbeError(f"{option} names task(s) {unknown} that are not balanced tasks of the plan {list(tasks)}.")
+            raise ProbeError(f"{option} names task(s) {unknown} that are not balanced tasks: {list(tasks)}.")
     for task in tasks:
         if not cfg.validation.get(task):
             raise ProbeError(
@@ -293,7 +304,7 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
     fixed = _resolve_tasks(cfg.fixed, info, "fixed task")
     _validate(cfg, tasks, fixed, info)
     if cfg.difficulty == "chat" and fixed:
-        warnings.warn("fixed tasks are not used by the chat form's probe runs (each trains on one task).", ProbeWarning)
+        warnings.warn("fixed tasks are unused by the chat form (one task per probe).", ProbeWarning, stacklevel=2)
 
     out = cfg.out_dir.resolve()
     data_dir, yaml_dir = out / "data", out / "yaml"
@@ -324,7 +335,8 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
         large_file = source.resolve() if full else data_dir / f"{large_name}.jsonl"
         _write_subsets(source, None if full else large_file, mini_file, large, mini)
         base_entry = {k: v for k, v in info[ds].items() if k not in ("file_name", "cotbal_task")}
-        for sub_name, sub_file, size, kind in ((large_name, large_file, len(large), "large"), (mini_name, mini_file, len(mini), "mini")):  # noqa: E501
+        parts = ((large_name, large_file, len(large), "large"), (mini_name, mini_file, len(mini), "mini"))
+        for sub_name, sub_file, size, kind in parts:
             new_info[sub_name] = {**base_entry, "file_name": str(sub_file), "cotbal_task": task}
             subsets[sub_name] = {"task": task, "source": ds, "kind": kind, "size": size, "source_size": n,
                                  "file": str(sub_file)}  # fmt: skip
@@ -379,8 +391,8 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
                 pred_path = yaml_dir / f"predict_{run}__{ds}.yaml"
                 _dump_yaml(pred_path, _predict_yaml(base, model_dir, ds, data_dir, media_dir, pred_dir))
                 done = str(pred_dir / PREDICTIONS_FILE)
-                jobs.append({"name": f"predict:{run}:{ds}", "kind": "predict", "run": run, "task": task,
-                             "dataset": ds, "yaml": str(pred_path), "output_dir": str(pred_dir), "done": done})  # fmt: skip
+                job = {"name": f"predict:{run}:{ds}", "kind": "predict", "run": run, "task": task, "dataset": ds}
+                jobs.append({**job, "yaml": str(pred_path), "output_dir": str(pred_dir), "done": done})
                 predictions.append({"run": run, "task": task, "dataset": ds, "file": done})
     for job in jobs:
         job["log"] = str(out / "logs" / (job["name"].replace(":", "__") + ".log"))
@@ -397,7 +409,9 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
         "large_fraction": cfg.large_fraction,
         "mini_fraction": cfg.mini_fraction,
         "difficulty": cfg.difficulty,
-        "tasks": {t: {"datasets": tasks[t], "validation": cfg.validation[t], "metrics": cfg.metrics[t]} for t in tasks},
+        "tasks": {
+            t: {"datasets": tasks[t], "validation": cfg.validation[t], "metrics": cfg.metrics[t]} for t in tasks
+        },
         "fixed": {t: {"datasets": fixed[t]} for t in fixed},
         "subsets": subsets,
         "runs": runs,
@@ -417,7 +431,7 @@ def _write_script(out: Path, manifest: Mapping[str, Any]) -> None:
         "# Set COTBAL_LAUNCHER to change the command (default: llamafactory-cli train).",
         "set -euo pipefail",
         'LAUNCHER=${COTBAL_LAUNCHER:-"llamafactory-cli train"}',
-        'job() {  # job <done file> <name> <yaml> <log>',
+        "job() {  # job <done file> <name> <yaml> <log>",
         '  if [ -s "$1" ]; then echo "[cotbal] skip $2 (done)"; return; fi',
         '  echo "[cotbal] run $2"; mkdir -p "$(dirname "$4")"',
         '  $LAUNCHER "$3" > "$4" 2>&1 || { echo "[cotbal] FAILED $2, log: $4"; tail -n 40 "$4"; exit 1; }',
@@ -448,5 +462,5 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ProbeError(f"manifest {str(path)!r} is not valid JSON ({err}).") from None
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION or "jobs" not in manifest:
-        raise ProbeError(f"{str(path)!r} is not a cotbal plan manifest (version {MANIFEST_VERSION}); re-run `cotbal plan`.")
+        raise ProbeError(f"{str(path)!r} is not a cotbal manifest (version {MANIFEST_VERSION}); run `cotbal plan`.")
     return manifest

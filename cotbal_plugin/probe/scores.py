@@ -70,7 +70,8 @@ def validate_scores(data: object, source: str = "scores.json") -> Scores:
         ProbeError: not an object of objects, or a score that is not a finite number (names run and task).
     """
     if not isinstance(data, Mapping):
-        raise ProbeError(f'{source}: expected a JSON object {{"<run>": {{"<task>": <score>}}}}, got {type(data).__name__}.')
+        kind = type(data).__name__
+        raise ProbeError(f'{source}: expected a JSON object {{"<run>": {{"<task>": <score>}}}}, got {kind}.')
     scores: Scores = {}
     for run, per_task in data.items():
         if not isinstance(per_task, Mapping):
@@ -101,7 +102,7 @@ def load_scores(path: str | Path) -> Scores:
     if not path.is_file():
         raise ProbeError(
             f"scores file {str(path)!r} does not exist. Produce it with `cotbal eval --manifest <plan>/manifest.json "
-            f"--out {path}` or write it by hand as {{\"<run>\": {{\"<task>\": <score>}}}}."
+            f'--out {path}` or write it by hand as {{"<run>": {{"<task>": <score>}}}}.'
         )
 
     def _reject_constant(name: str) -> float:

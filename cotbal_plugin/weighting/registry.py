@@ -38,7 +38,7 @@ def build_weighting(
     ``hparams`` with value None mean "the method's default"; any other hyper-parameter the method does not have
     raises ValueError, as do an unknown name and invalid values.
     """
-    key = name.strip().lower() if isinstance(name, str) else name
+    key = name.strip().lower() if isinstance(name, str) else None
     if key not in WEIGHTINGS:
         raise ValueError(f"unknown task weighting {name!r} (YAML key 'cotbal_weighting'); valid: {sorted(WEIGHTINGS)}")
     return WEIGHTINGS[key](tasks, static_weights=static_weights, seed=seed, **hparams)

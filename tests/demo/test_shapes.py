@@ -91,15 +91,18 @@ def test_dataset_info_and_sample_structure(bench: tuple[Path, dict]) -> None:
     info = json.loads((root / "dataset_info.json").read_text())
     assert info == result["dataset_info"]
     assert {k: v["cotbal_metric"] for k, v in info.items() if k.endswith("_train")} == {
-        "color_train": "exact_match",
-        "count_train": "exact_match",
+        "color_train": "em",
+        "count_train": "em",
         "ground_train": "iou_acc",
         "caption_train": "cider",
     }
     for name, entry in info.items():
         assert entry["formatting"] == "sharegpt"
         assert entry["columns"] == {"messages": "conversations", "images": "images"}
-        assert entry["cotbal_task"] == name.rsplit("_", 1)[0]
+        if name.endswith("_train"):
+            assert entry["cotbal_task"] == name.rsplit("_", 1)[0]
+        else:
+            assert "cotbal_task" not in entry  # eval data must not join a task's training datasets
         assert result["files"][name] == root / entry["file_name"]
         samples = _samples(root, name)
         assert len(samples) == (30 if name.endswith("_train") else 10)

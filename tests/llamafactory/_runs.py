@@ -1,0 +1,44 @@
+"""Helpers shared by the integration tests: run a config, fail with the log tail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cotbal_plugin.testing.workspace import load_params, run_train, sft_config, write_yaml
+
+DS_Z2 = {
+    "train_batch_size": "auto",
+    "train_micro_batch_size_per_gpu": "auto",
+    "gradient_accumulation_steps": "auto",
+    "gradient_clipping": "auto",
+    "zero_allow_untested_optimizer": True,
+    "fp16": {"enabled": False},
+    "bf16": {"enabled": False},
+    "zero_optimization": {"stage": 2, "overlap_comm": False, "contiguous_gradients": True},
+}
+
+
+def train(ws: Path, name: str, nproc: int = 1, expect_ok: bool = True, model: str = "model", **overrides: Any) -> Any:
+    """Train with a config derived from the workspace; return the output folder's parameters (or the process)."""
+    if overrides.get("deepspeed") == "z2":
+        ds = ws / "ds_z2.json"
+        ds.write_text(json.dumps(DS_Z2))
+        overrides["deepspeed"] = str(ds)
+    if nproc > 1:
+        overrides.setdefault("ddp_backend", "gloo")
+    out = ws / "runs" / name
+    config = sft_config(ws / model, ws / "data", out, **overrides)
+    path = write_yaml(ws / "yaml" / f"{name}.yaml", config)
+    proc = run_train(path, nproc=nproc)
+    if not expect_ok:
+        return proc
+    assert proc.returncode == 0, f"run {name} failed:\n{proc.stdout[-4000:]}"
+    return load_params(out)
+
+
+def trainer_logs(ws: Path, name: str) -> list[dict[str, Any]]:
+    """Training log lines (those with a `loss`) of run ``name``."""
+    history = json.loads((ws / "runs" / name / "trainer_state.json").read_text())["log_history"]
+    return [h for h in history if "loss" in h]
