@@ -363,7 +363,8 @@ def _split_long(convs: list[_Conversation], max_turns: int) -> list[_Conversatio
             out.append(conv)
             continue
         for seg, start in enumerate(range(0, len(conv.pairs), max_turns)):
-            out.append(_Conversation(f"{conv.id}#{seg}", conv.source_ids, conv.images, conv.pairs[start:start + max_turns]))
+            pairs = conv.pairs[start : start + max_turns]
+            out.append(_Conversation(f"{conv.id}#{seg}", conv.source_ids, conv.images, pairs))
     return out
 
 
@@ -392,7 +393,8 @@ def _load_json_list(path: Path) -> list[Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConvertError(f"annotation file {str(path)!r} is not valid JSON ({err}).") from None
     if not isinstance(data, list):
-        raise ConvertError(f"annotation file {str(path)!r} must hold a JSON list of records, got {type(data).__name__}.")
+        kind = type(data).__name__
+        raise ConvertError(f"annotation file {str(path)!r} must hold a JSON list of records, got {kind}.")
     return data
 
 

@@ -22,3 +22,45 @@ def text_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_tiny_llama(root / "model", all_text(TEXT_TASKS, n=8) + ["third task " * 3])
     (root / "weights.json").write_text(json.dumps({"weights": {"short": 2.0, "long": 0.5}}))
     return root
+
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+
+
+@pytest.fixture(scope="session")
+def vlm_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny LLaVA (``model/``) and two image tasks with real PNG files: ``color`` (1-word answers) and
+    ``describe`` (long answers)."""
+    from PIL import Image, ImageDraw
+
+    from cotbal_plugin.testing.tiny import build_tiny_llava
+
+    root = tmp_path_factory.mktemp("vlm")
+    data = root / "data"
+    (data / "images").mkdir(parents=True)
+    names = list(COLORS)
+    color_rows, describe_rows, texts = [], [], []
+    for i in range(8):
+        color = names[i % 4]
+        img = Image.new("RGB", (28, 28), (255, 255, 255))
+        ImageDraw.Draw(img).rectangle([4 + i, 4, 20, 20 - i % 3], fill=COLORS[color])
+        path = data / "images" / f"{i}.png"
+        img.save(path)
+        q1, a1 = "What color is the box?", color
+        q2 = "Describe the picture in detail."
+        a2 = f"a {color} box on a white background" + (" near the top left corner with sharp square edges" * (i % 2))
+        color_rows.append({"conversations": [{"from": "human", "value": "<image>" + q1}, {"from": "gpt", "value": a1}],
+                           "images": [f"images/{i}.png"]})
+        describe_rows.append({"conversations": [{"from": "human", "value": "<image>" + q2}, {"from": "gpt", "value": a2}],
+                              "images": [f"images/{i}.png"]})
+        texts += [q1, a1, q2, a2]
+    cols = {"messages": "conversations", "images": "images"}
+    tags = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}
+    info = {}
+    for task, rows in (("color", color_rows), ("describe", describe_rows)):
+        (data / f"{task}.json").write_text(json.dumps(rows, indent=1))
+        info[task] = {"file_name": f"{task}.json", "formatting": "sharegpt", "columns": cols, "tags": tags}
+    (data / "dataset_info.json").write_text(json.dumps(info, indent=2))
+    build_tiny_llava(root / "model", texts)
+    (root / "weights.json").write_text(json.dumps({"weights": {"color": 2.0, "describe": 0.5}}))
+    return root

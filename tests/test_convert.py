@@ -125,6 +125,8 @@ def test_eval_split_is_not_merged_and_instruction_is_idempotent(data: Path) -> N
     assert [s["id"] for s in val] == ["g1", "g2"]
     assert val[0]["conversations"][0]["value"] == f"<image>\n{q}"  # not appended twice
     assert val[1]["conversations"][0]["value"].count(INSTRUCTION_SHORT_ANSWER) == 1
+    entry = _load(data / "out" / "dataset_info.json")["GQA_val"]
+    assert entry["cotbal_metric"] == "em" and "cotbal_task" not in entry
 
 
 def test_options_no_merge_no_instruction_absolute_and_variant(data: Path) -> None:

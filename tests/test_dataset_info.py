@@ -121,3 +121,20 @@ def test_llamafactory_loads_converted_and_shapes_files(tmp_path: Path) -> None:
     rows = list(_get_merged_dataset(["ground_train", "caption_val"], model_args, data_args, training_args, "sft"))
     assert len(rows) == 3
     assert all(Path(r["_images"][0]).is_file() for r in rows)
+
+
+def test_example_yamls_use_shipped_datasets_and_weights_cover_their_tasks() -> None:
+    yaml = pytest.importorskip("yaml")
+    checked = 0
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        names = [n.strip() for n in str(cfg["dataset"]).split(",")]
+        missing = [n for n in names if n not in SHIPPED]
+        assert not missing, (path.name, missing)
+        assert cfg["dataset_dir"] == "data/cotbal"
+        if "cotbal_weights" in cfg:
+            weights = json.loads((ROOT / cfg["cotbal_weights"]).read_text(encoding="utf-8"))["weights"]
+            assert set(weights) == {SHIPPED[n]["cotbal_task"] for n in names}, path.name
+            checked += 1
+        assert (ROOT / cfg["deepspeed"]).is_file()
+    assert checked >= 3

@@ -126,6 +126,10 @@ def patch_loader(module: ModuleType) -> None:
             if os.path.isdir(path) and run.training_args is not None and run.training_args.should_save:
                 if not os.path.isfile(os.path.join(path, data.TASKS_SIDECAR)):
                     data.write_tasks_sidecar(path)
+        if run is not None and run.weights is not None and run.tasks:
+            from ..weights_file import check_weights_cover
+
+            check_weights_cover(run.weights, run.tasks, run.weights_path or "cotbal_weights")
         return get_dataset_module(dataset)
 
     module.get_dataset_module = _get_dataset_module

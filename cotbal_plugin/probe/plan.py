@@ -277,7 +277,10 @@ def _validate(cfg: PlanConfig, tasks: Mapping[str, list[str]], fixed: Mapping[st
                 f"task {task!r} has no validation dataset; add --val {task}=<dataset in dataset_info.json>."
             )
         if not cfg.metrics.get(task):
-            raise ProbeError(f"task {task!r} has no metric; add --metric {task}=<metric>[,<metric>...].")
+            raise ProbeError(
+                f'task {task!r} has no metric; add --metric {task}=<metric>[,<metric>...] (or a "cotbal_metric" '
+                "to its validation dataset's dataset_info.json entry)."
+            )
         for metric in cfg.metrics[task]:
             try:
                 get_metric(metric)
@@ -286,6 +289,18 @@ def _validate(cfg: PlanConfig, tasks: Mapping[str, list[str]], fixed: Mapping[st
         for ds in cfg.validation[task]:
             if ds not in info:
                 raise ProbeError(f"validation dataset {ds!r} of task {task!r} is not in dataset_info.json.")
+
+
+def _default_metrics(cfg: PlanConfig, tasks: Mapping[str, list[str]], info: Mapping[str, Mapping[str, Any]]) -> None:
+    """Tasks without --metric take the ``cotbal_metric`` of their validation (else training) dataset entries."""
+    for task, datasets in tasks.items():
+        if cfg.metrics.get(task):
+            continue
+        for group in (cfg.validation.get(task) or [], datasets):
+            found = [str(info[d]["cotbal_metric"]) for d in group if d in info and info[d].get("cotbal_metric")]
+            if found:
+                cfg.metrics[task] = list(dict.fromkeys(found))
+                break
 
 
 def make_plan(cfg: PlanConfig) -> dict[str, Any]:
@@ -302,6 +317,7 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
     names = cfg.tasks if cfg.tasks else _split_names(base.get("dataset"))
     tasks = _resolve_tasks(names, info, "task")
     fixed = _resolve_tasks(cfg.fixed, info, "fixed task")
+    _default_metrics(cfg, tasks, info)
     _validate(cfg, tasks, fixed, info)
     if cfg.difficulty == "chat" and fixed:
         warnings.warn("fixed tasks are unused by the chat form (one task per probe).", ProbeWarning, stacklevel=2)

@@ -34,7 +34,9 @@ def train(ws: Path, name: str, nproc: int = 1, expect_ok: bool = True, model: st
     proc = run_train(path, nproc=nproc)
     if not expect_ok:
         return proc
-    assert proc.returncode == 0, f"run {name} failed:\n{proc.stdout[-4000:]}"
+    if proc.returncode != 0:
+        errors = [line for line in proc.stdout.splitlines() if "Error" in line or "error" in line][:40]
+        raise AssertionError(f"run {name} failed:\n" + "\n".join(errors) + "\n...\n" + proc.stdout[-3000:])
     return load_params(out)
 
 

@@ -1,0 +1,233 @@
+"""``cotbal plan``: subsets, dataset_info entries, YAMLs, manifest, script, variants and input errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cotbal_plugin.probe.errors import ProbeError, ProbeWarning
+from cotbal_plugin.probe.plan import PlanConfig, load_manifest, make_plan, subset_indices
+
+from .conftest import make_workspace
+
+VAL = {"vqa": ["vqa_val"], "cap": ["cap_val"], "box": ["box_val"]}
+METRICS = {"vqa": ["em"], "cap": ["em", "rouge_l"], "box": ["em"]}
+
+
+def config(base: Path, **kw) -> PlanConfig:
+    kw.setdefault("validation", {k: list(v) for k, v in VAL.items()})
+    kw.setdefault("metrics", {k: list(v) for k, v in METRICS.items()})
+    kw.setdefault("mini_fraction", 1 / 8)
+    kw.setdefault("progress", False)
+    return PlanConfig(base_yaml=base, out_dir=base.parent / "plan", **kw)
+
+
+def plan(base: Path, **kw) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProbeWarning)
+        return make_plan(config(base, **kw))
+
+
+def lines(path: str | Path) -> list[dict]:
+    return [json.loads(x) for x in Path(path).read_text().splitlines() if x]
+
+
+def read_yaml(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def test_real_plan_layout(workspace: Path) -> None:
+    m = plan(workspace, large_fraction=0.5)
+    out = workspace.parent / "plan"
+    assert list(m["tasks"]) == ["vqa", "cap", "box"]
+    assert list(m["runs"]) == ["mini", "vqa+mini", "cap+mini", "box+mini"]
+    # sizes: round(0.5 n) and round(n / 8)
+    assert m["subsets"]["vqa__cotbal_large"]["size"] == 128 and m["subsets"]["vqa__cotbal_mini"]["size"] == 32
+    assert m["subsets"]["box__cotbal_large"]["size"] == 80 and m["subsets"]["box__cotbal_mini"]["size"] == 20
+    # mini subset drawn from the large-enough subset, both drawn from the source
+    for task, n in (("vqa", 256), ("cap", 192), ("box", 160)):
+        large = lines(m["subsets"][f"{task}__cotbal_large"]["file"])
+        mini = lines(m["subsets"][f"{task}__cotbal_mini"]["file"])
+        assert len({r["output"] for r in large}) == len(large) == round(n / 2)
+        assert {r["output"] for r in mini} <= {r["output"] for r in large}
+    # dataset_info: new entries carry their task and absolute paths; original entries stay usable
+    info = json.loads((out / "data" / "dataset_info.json").read_text())
+    assert info["cap__cotbal_mini"]["cotbal_task"] == "cap"
+    assert Path(info["cap__cotbal_mini"]["file_name"]).is_absolute()
+    assert Path(info["vqa_val"]["file_name"]).is_file()
+    # jobs: 4 trainings, 4 runs x 3 validation sets
+    kinds = [j["kind"] for j in m["jobs"]]
+    assert kinds.count("train") == 4 and kinds.count("predict") == 12
+    assert load_manifest(out) == m
+    script = (out / "run_all.sh").read_text()
+    assert os.access(out / "run_all.sh", os.X_OK)
+    assert all(j["yaml"] in script for j in m["jobs"]) and "cotbal eval --manifest" in script
+
+
+def test_probe_training_yaml(workspace: Path) -> None:
+    m = plan(workspace)
+    cfg = read_yaml(m["runs"]["cap+mini"]["yaml"])
+    assert cfg["dataset"] == "cap__cotbal_large,vqa__cotbal_mini,box__cotbal_mini"
+    assert cfg["stage"] == "sft" and cfg["do_train"] is True
+    assert cfg["dataset_dir"] == str((workspace.parent / "plan" / "data").resolve())
+    assert cfg["output_dir"] == m["runs"]["cap+mini"]["output_dir"]
+    assert cfg["media_dir"] == str(workspace.parent / "data")
+    for key in ("eval_dataset", "eval_strategy", "tokenized_path", "loss"):
+        assert key not in cfg
+    assert cfg["learning_rate"] == 1e-4 and cfg["template"] == "default"
+    assert read_yaml(m["runs"]["mini"]["yaml"])["dataset"] == "vqa__cotbal_mini,cap__cotbal_mini,box__cotbal_mini"
+    # large fraction 1: the large-enough subset is the source file itself, not a copy
+    assert m["subsets"]["vqa__cotbal_large"]["file"] == str((workspace.parent / "data" / "vqa_train.json").resolve())
+
+
+def test_predict_yaml(workspace: Path) -> None:
+    m = plan(workspace)
+    job = next(j for j in m["jobs"] if j["name"] == "predict:vqa+mini:box_val")
+    cfg = read_yaml(job["yaml"])
+    assert cfg["do_predict"] is True and cfg["predict_with_generate"] is True
+    assert cfg["eval_dataset"] == "box_val" and cfg["do_sample"] is False
+    assert cfg["adapter_name_or_path"] == m["runs"]["vqa+mini"]["output_dir"]
+    assert "dataset" not in cfg and "do_train" not in cfg
+    assert job["done"] == str(Path(cfg["output_dir"]) / "generated_predictions.jsonl")
+    assert {"run": "vqa+mini", "task": "box", "dataset": "box_val", "file": job["done"]} in m["predictions"]
+
+
+def test_loss_key_kept_only_when_in_base_and_full_finetuning(workspace: Path) -> None:
+    base = read_yaml(workspace)
+    base.update(loss="cotbal", finetuning_type="full")
+    workspace.write_text(yaml.safe_dump(base))
+    m = plan(workspace)
+    assert read_yaml(m["runs"]["mini"]["yaml"])["loss"] == "cotbal"
+    pred = read_yaml(next(j for j in m["jobs"] if j["kind"] == "predict")["yaml"])
+    assert "loss" not in pred and "adapter_name_or_path" not in pred
+    assert pred["model_name_or_path"] == m["runs"]["mini"]["output_dir"]
+
+
+def test_deterministic_from_seed(workspace: Path) -> None:
+    a = lines(plan(workspace, large_fraction=0.5)["subsets"]["cap__cotbal_mini"]["file"])
+    b = lines(plan(workspace, large_fraction=0.5)["subsets"]["cap__cotbal_mini"]["file"])
+    c = lines(plan(workspace, large_fraction=0.5, seed=1)["subsets"]["cap__cotbal_mini"]["file"])
+    assert a == b and a != c
+
+
+def test_subset_indices() -> None:
+    large, mini = subset_indices(1000, 0.25, 1 / 32, 0, "x")
+    assert len(large) == 250 and len(mini) == 31  # round(31.25)
+    assert set(mini) <= set(large) and large == sorted(large)
+    with pytest.raises(ProbeError, match=r"dataset 'x' has 10 samples.*0\.31 samples"):
+        subset_indices(10, 1.0, 1 / 32, 0, "x")
+
+
+def test_small_mini_subset_warns(workspace: Path) -> None:
+    with pytest.warns(ProbeWarning, match=r"mini subset of task 'box' has 20 samples \(< 1000"):
+        make_plan(config(workspace))
+
+
+def test_precise_variant(workspace: Path) -> None:
+    m = plan(workspace, difficulty="precise")
+    assert list(m["runs"]) == ["mini", "vqa+mini", "cap+mini", "box+mini", "vqa", "mini_vqa", "cap", "mini_cap",
+                               "box", "mini_box"]  # fmt: skip
+    assert read_yaml(m["runs"]["mini_cap"]["yaml"])["dataset"] == "cap__cotbal_mini"
+    assert read_yaml(m["runs"]["cap"]["yaml"])["dataset"] == "cap__cotbal_large"
+    assert {p["task"] for p in m["predictions"] if p["run"] in ("cap", "mini_cap")} == {"cap"}
+
+
+def test_chat_variant(workspace: Path) -> None:
+    m = plan(workspace, difficulty="chat")
+    assert list(m["runs"]) == ["base", "vqa", "mini_vqa", "cap", "mini_cap", "box", "mini_box"]
+    assert "train:base" not in [j["name"] for j in m["jobs"]]
+    base_pred = read_yaml(next(j for j in m["jobs"] if j["name"] == "predict:base:cap_val")["yaml"])
+    assert "adapter_name_or_path" not in base_pred and base_pred["model_name_or_path"] == "tiny-model"
+    assert {p["task"] for p in m["predictions"] if p["run"] == "vqa"} == {"vqa", "cap", "box"}
+    assert {p["task"] for p in m["predictions"] if p["run"] == "mini_vqa"} == {"vqa"}
+
+
+def test_stl_configs(workspace: Path) -> None:
+    m = plan(workspace, stl=True)
+    cfg = read_yaml(m["runs"]["stl_cap"]["yaml"])
+    assert cfg["dataset"] == "cap" and not [p for p in m["predictions"] if p["run"].startswith("stl_")]
+
+
+def test_group_tasks_and_fixed_tasks(tmp_path: Path) -> None:
+    base = make_workspace(tmp_path, sizes={"vqa": 64, "cap": 64, "sharegpt": 64}, groups=True)
+    m = plan(
+        base,
+        tasks=["vqa", "cap", "grp"],
+        fixed=["sharegpt"],
+        validation={"vqa": ["vqa_val"], "cap": ["cap_val"], "grp": ["grp_val"]},
+        metrics={"vqa": ["em"], "cap": ["em"], "grp": ["em"]},
+    )
+    assert m["tasks"]["grp"]["datasets"] == ["g1", "g2"]
+    assert list(m["runs"]) == ["mini", "vqa+mini", "cap+mini", "grp+mini"]
+    datasets = read_yaml(m["runs"]["grp+mini"]["yaml"])["dataset"].split(",")
+    assert datasets == ["g1__cotbal_large", "g2__cotbal_large", "vqa__cotbal_mini", "cap__cotbal_mini",
+                        "sharegpt__cotbal_mini"]  # fmt: skip
+    info = json.loads((tmp_path / "plan" / "data" / "dataset_info.json").read_text())
+    assert info["g2__cotbal_mini"]["cotbal_task"] == "grp"
+    assert "sharegpt__cotbal_mini" in read_yaml(m["runs"]["mini"]["yaml"])["dataset"]
+
+
+def test_tasks_default_to_base_yaml_and_metric_from_dataset_info(workspace: Path) -> None:
+    info_path = workspace.parent / "data" / "dataset_info.json"
+    info = json.loads(info_path.read_text())
+    info["box_val"]["cotbal_metric"] = "iou_acc"
+    info_path.write_text(json.dumps(info))
+    m = plan(workspace, metrics={"vqa": ["em"], "cap": ["em"]})
+    assert list(m["tasks"]) == ["vqa", "cap", "box"]
+    assert m["tasks"]["box"]["metrics"] == ["iou_acc"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"validation": {"vqa": ["vqa_val"], "cap": ["cap_val"]}}, r"task 'box' has no validation dataset.*--val box="),
+        ({"metrics": {"vqa": ["em"], "cap": ["em"]}}, r"task 'box' has no metric; add --metric box="),
+        ({"metrics": {**METRICS, "box": ["accuracy"]}}, r"task 'box': unknown metric 'accuracy'; valid metrics: em"),
+        ({"validation": {**VAL, "box": ["nope_val"]}}, r"validation dataset 'nope_val' of task 'box' is not in"),
+        ({"validation": {**VAL, "boxx": ["box_val"]}}, r"--val names task\(s\) \['boxx'\]"),
+        ({"large_fraction": 0.0}, r"--large-fraction must be in \(0, 1\]"),
+        ({"large_fraction": 1.5}, r"--large-fraction must be in \(0, 1\]"),
+        ({"mini_fraction": -0.1}, r"--mini-fraction must be in \(0, 1\]"),
+        ({"mini_fraction": float("nan")}, r"--mini-fraction must be in \(0, 1\]"),
+        ({"large_fraction": 0.25, "mini_fraction": 0.5}, r"--mini-fraction \(0.5\) is larger than --large-fraction"),
+        ({"mini_fraction": 1 / 1000}, r"dataset 'box' has 160 samples.*< 1"),
+        ({"tasks": ["vqa", "nope"]}, r"task 'nope' is neither a dataset"),
+        ({"tasks": ["vqa"]}, r"at least 2 tasks"),
+        ({"difficulty": "exact"}, r"unknown difficulty variant 'exact'"),
+        ({"tasks": ["vqa", "cap", "box"], "fixed": ["box"]}, r"both balanced and fixed"),
+    ],
+)
+def test_plan_errors(workspace: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ProbeError, match=message):
+        plan(workspace, **kwargs)
+
+
+def test_input_file_errors(workspace: Path) -> None:
+    with pytest.raises(ProbeError, match="base YAML .* does not exist"):
+        plan(workspace.parent / "none.yaml")
+    info_path = workspace.parent / "data" / "dataset_info.json"
+    info = json.loads(info_path.read_text())
+    info["cap"] = {"hf_hub_url": "org/cap"}
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(ProbeError, match="dataset 'cap' is not a local file"):
+        plan(workspace)
+    info["cap"] = {"file_name": "missing.json"}
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(ProbeError, match=r"dataset 'cap': file .*missing\.json' does not exist"):
+        plan(workspace)
+    workspace.write_text(yaml.safe_dump({"model_name_or_path": "m", "stage": "dpo"}))
+    with pytest.raises(ProbeError, match="stage 'dpo'"):
+        plan(workspace)
+
+
+def test_load_manifest_errors(tmp_path: Path) -> None:
+    with pytest.raises(ProbeError, match=r"does not exist; write it with `cotbal plan"):
+        load_manifest(tmp_path / "m.json")
+    (tmp_path / "m.json").write_text('{"version": 99}')
+    with pytest.raises(ProbeError, match="not a cotbal manifest"):
+        load_manifest(tmp_path / "m.json")
