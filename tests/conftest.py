@@ -64,3 +64,14 @@ def vlm_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_tiny_llava(root / "model", texts)
     (root / "weights.json").write_text(json.dumps({"weights": {"color": 2.0, "describe": 0.5}}))
     return root
+
+
+@pytest.fixture(scope="session")
+def three_task_workspace(text_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three text tasks of different answer lengths (short 1, mid 4, long 12 words), same tiny Llama."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("three")
+    shutil.copytree(text_workspace / "model", root / "model")
+    write_text_tasks(root / "data", {"short": 1, "mid": 4, "long": 12}, n=8)
+    return root

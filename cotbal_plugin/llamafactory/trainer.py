@@ -27,6 +27,7 @@ from ..weights_file import CotbalConfigError, check_weights_cover
 from . import state
 
 STATE_FILE = "cotbal_weighting.json"
+TRACE_ENV = "COTBAL_TRACE_DIR"  # diagnostics: every rank appends its per-step counts, weights and losses here
 _OBSERVING = {"dwa", "igb"}  # weightings that learn from the per-task losses of past steps
 
 
@@ -103,7 +104,18 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
         self._cb_weights_np = weights
         self._cb_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
         self._cb_denom = vitw_denominator(counts[:n], self._cb_weights)
+        self._trace({"event": "step", "counts": counts_np[:n].tolist(), "weights": weights.tolist()})
         return batch_samples, self._cb_denom
+
+    def _trace(self, record: dict[str, Any]) -> None:
+        """Append a diagnostic record to ``$COTBAL_TRACE_DIR/rank<r>.jsonl`` when that variable is set."""
+        folder = os.environ.get(TRACE_ENV)
+        if not folder:
+            return
+        os.makedirs(folder, exist_ok=True)
+        record = {"rank": self.args.process_index, "global_step": self.state.global_step, **record}
+        with open(os.path.join(folder, f"rank{self.args.process_index}.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
 
     def _get_num_items_in_batch(self, batch_samples: list, device: Any) -> None:
         """Unused: the loss normalises itself (avoids the stock per-eval-batch gather)."""
@@ -151,7 +163,9 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
                 step = self.accelerator.reduce(step, reduction="sum")
             step_np = step.cpu().numpy()
             n = len(self.cotbal_tasks)
-            self.cotbal_weighting.observe(step_np[:n].copy(), step_np[n:].copy())
+            if step_np[n:].sum() > 0:  # HF also calls this at epoch end, after the step was already observed
+                self.cotbal_weighting.observe(step_np[:n].copy(), step_np[n:].copy())
+                self._trace({"event": "observe", "loss_sums": step_np[:n].tolist(), "counts": step_np[n:].tolist()})
         self._cb_step_sums = torch.zeros_like(self._cb_step_sums)
         self._cb_step_counts = torch.zeros_like(self._cb_step_counts)
         return super()._maybe_log_save_evaluate(*args, **kwargs)

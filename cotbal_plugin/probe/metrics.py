@@ -12,7 +12,7 @@ reference.
 ``cider``  CIDEr-D (pycocoevalcap ``Cider``: clipped n-grams, Gaussian length penalty, sigma 6), corpus IDF over
            the scored set; tokenised here (lower-case, punctuation removed) instead of the Java PTB tokenizer
 ``bleu``   corpus BLEU-4 (pycocoevalcap ``Bleu``), same tokenisation
-``rouge_l`` mean sentence ROUGE-L F (beta 1.2, pycocoevalcap ``Rouge``), same tokenisation
+``rouge_l`` mean sentence ROUGE-L F (beta 1.2), pycocoevalcap ``Rouge``'s formula with a bit-parallel LCS
 ``gleu``   corpus GLEU (NLTK ``corpus_gleu``), same tokenisation
 ``iou_acc`` share of boxes ``[x1, y1, x2, y2]`` with IoU >= 0.5 against the label box
 ``miou``   mean IoU of the boxes
@@ -151,17 +151,49 @@ def bleu4(predictions: Sequence[str], labels: Sequence[str]) -> MetricResult:
     return MetricResult(float(scores[3]), len(predictions), extra=extra)
 
 
-def rouge_l(predictions: Sequence[str], labels: Sequence[str]) -> MetricResult:
-    """Mean sentence ROUGE-L F-measure (pycocoevalcap ``Rouge``, beta 1.2); empty prediction or reference = 0."""
-    from pycocoevalcap.rouge.rouge import Rouge
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists (bit-parallel, Hyyrö 2004).
 
+    Same result as pycocoevalcap's O(len(a)·len(b)) ``my_lcs``, but one big-integer step per token of ``b``.
+    """
+    if not a or not b:
+        return 0
+    masks: dict[str, int] = {}
+    for i, token in enumerate(a):
+        masks[token] = masks.get(token, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for token in b:
+        u = v & masks.get(token, 0)
+        v = ((v + u) | (v - u)) & full
+    return len(a) - v.bit_count()
+
+
+def rouge_l_sentence(candidate: str, refs: Sequence[str], beta: float = 1.2) -> float:
+    """Sentence ROUGE-L F exactly as pycocoevalcap's ``Rouge.calc_score`` (max precision and recall over refs)."""
+    cand = candidate.split()
+    if not cand:
+        return 0.0
+    precisions, recalls = [], []
+    for ref in refs:
+        tokens = ref.split()
+        if not tokens:
+            continue
+        lcs = lcs_length(tokens, cand)
+        precisions.append(lcs / len(cand))
+        recalls.append(lcs / len(tokens))
+    if not precisions:
+        return 0.0
+    p, r = max(precisions), max(recalls)
+    if p == 0 or r == 0:
+        return 0.0
+    return ((1 + beta**2) * p * r) / (r + beta**2 * p)
+
+
+def rouge_l(predictions: Sequence[str], labels: Sequence[str]) -> MetricResult:
+    """Mean sentence ROUGE-L F-measure (beta 1.2, as pycocoevalcap ``Rouge``); empty prediction or reference = 0."""
     gts, res = _tokenized(predictions, labels)
-    scorer = Rouge()
-    total = 0.0
-    for i, hyp in res.items():
-        refs = [r for r in gts[i] if r]
-        if hyp[0] and refs:
-            total += scorer.calc_score(hyp, refs)
+    total = sum(rouge_l_sentence(res[i][0], gts[i]) for i in res)
     return MetricResult(total / len(predictions), len(predictions))
 
 

@@ -53,10 +53,12 @@ def plot_contributions(tasks: list[str], c: list[list[float]], path: Path) -> No
     ax.set_xlabel("to task j")
     ax.set_ylabel("from task i")
     ax.set_title("Inter-task contributions C_ij (eq. 3)")
+    mid = np.nanmean(m) if len(tasks) > 1 else 0.0
     for i in range(len(tasks)):
         for j in range(len(tasks)):
             if i != j:
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", color="w", fontsize=8)
+                color = "k" if m[i, j] > mid else "w"  # readable on both ends of viridis
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", color=color, fontsize=8)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cotbal_plugin.probe.errors import ProbeError
 from cotbal_plugin.probe.metrics import (
     METRICS,
     box_iou,
+    lcs_length,
     normalize_em,
     normalize_vqa,
     parse_box,
     references,
+    rouge_l_sentence,
     score,
     tokenize,
 )
@@ -135,3 +139,25 @@ def test_bad_calls() -> None:
 
 def test_all_metrics_listed() -> None:
     assert set(METRICS) == {"em", "vqa", "cider", "bleu", "rouge_l", "gleu", "iou_acc", "miou"}
+
+
+# ------------------------------------------------------------------- ROUGE-L against pycocoevalcap's Rouge
+
+tokens = st.lists(st.sampled_from(list("abcdefg")), max_size=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tokens, tokens)
+def test_lcs_matches_pycocoevalcap(a: list[str], b: list[str]) -> None:
+    from pycocoevalcap.rouge.rouge import my_lcs
+
+    assert lcs_length(a, b) == (my_lcs(a, b) if a and b else 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(tokens.filter(bool), st.lists(tokens.filter(bool), min_size=1, max_size=3))
+def test_rouge_l_sentence_matches_pycocoevalcap(cand: list[str], refs: list[list[str]]) -> None:
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    expected = Rouge().calc_score([" ".join(cand)], [" ".join(r) for r in refs])
+    assert rouge_l_sentence(" ".join(cand), [" ".join(r) for r in refs]) == pytest.approx(expected, abs=1e-12)

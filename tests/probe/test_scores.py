@@ -25,7 +25,7 @@ def test_missing_file_says_how_to_produce_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_nan_literals_rejected(tmp_path: Path, literal: str) -> None:
     path = tmp_path / "scores.json"
-    path.write_text('{"mini": {"a": %s}}' % literal)
+    path.write_text('{"mini": {"a": ' + literal + "}}")
     with pytest.raises(ProbeError, match=literal.lstrip("-")):
         load_scores(path)
 
