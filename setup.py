@@ -31,8 +31,6 @@ class BuildWithPth(build_py):
         shutil.copy(os.path.join(HERE, PTH), os.path.join(self.build_lib, PTH))
 
 
-
-
 class EditableWithPth(editable_wheel):
     """Editable wheels (``pip install -e .``) carry the start-up ``.pth`` file too."""
 
@@ -66,6 +64,8 @@ setup(
         "nltk",
         "pycocoevalcap",
         "pillow",
+        "jieba",  # LLaMA-Factory's predict_with_generate metrics import these two
+        "rouge-chinese",
     ],
     extras_require={
         "gpu": ["flash-attn>=2.5"],

@@ -50,7 +50,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--long-words", type=int, default=100)
     args = parser.parse_args()
-    print(f"{args.n} predictions per metric; {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    cpu = platform.processor() or platform.machine()
+    print(f"{args.n} predictions per metric; {cpu}, Python {platform.python_version()}")
     print("| metric | input | seconds | predictions/s |")
     print("|---|---|---|---|")
     cases = [(m, 12) for m in METRICS] + [(m, args.long_words) for m in ("cider", "bleu", "rouge_l", "gleu")]

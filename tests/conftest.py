@@ -49,10 +49,18 @@ def vlm_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         q1, a1 = "What color is the box?", color
         q2 = "Describe the picture in detail."
         a2 = f"a {color} box on a white background" + (" near the top left corner with sharp square edges" * (i % 2))
-        color_rows.append({"conversations": [{"from": "human", "value": "<image>" + q1}, {"from": "gpt", "value": a1}],
-                           "images": [f"images/{i}.png"]})
-        describe_rows.append({"conversations": [{"from": "human", "value": "<image>" + q2}, {"from": "gpt", "value": a2}],
-                              "images": [f"images/{i}.png"]})
+        color_rows.append(
+            {
+                "conversations": [{"from": "human", "value": "<image>" + q1}, {"from": "gpt", "value": a1}],
+                "images": [f"images/{i}.png"],
+            }
+        )
+        describe_rows.append(
+            {
+                "conversations": [{"from": "human", "value": "<image>" + q2}, {"from": "gpt", "value": a2}],
+                "images": [f"images/{i}.png"],
+            }
+        )
         texts += [q1, a1, q2, a2]
     cols = {"messages": "conversations", "images": "images"}
     tags = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}

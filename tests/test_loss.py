@@ -87,7 +87,7 @@ def test_micro_batch_without_valid_tokens_is_finite_and_has_zero_gradient():
     s, nll_sums, counts = weighted_nll_sum(logits, encoded, torch.ones(3), 3)
     loss = s / vitw_denominator(counts, torch.ones(3))
     loss.backward()
-    assert math.isfinite(float(loss)) and float(loss) == 0.0
+    assert math.isfinite(loss.item()) and loss.item() == 0.0
     assert torch.isfinite(logits.grad).all() and float(logits.grad.abs().sum()) == 0.0
     assert counts.tolist() == [0.0, 0.0, 0.0] and nll_sums.tolist() == [0.0, 0.0, 0.0]
 

@@ -41,9 +41,7 @@ class CotbalFinetuningArguments(FinetuningArguments):
         default=None,
         metadata={"help": "Per-sample column naming the task (default: the dataset name or its cotbal_task)."},
     )
-    cotbal_dwa_temperature: float | None = field(
-        default=None, metadata={"help": "DWA temperature T (default 2.0)."}
-    )
+    cotbal_dwa_temperature: float | None = field(default=None, metadata={"help": "DWA temperature T (default 2.0)."})
     cotbal_dwa_window: int | None = field(
         default=None, metadata={"help": "DWA window in optimizer steps (see docs/weighting.md for the default)."}
     )
@@ -55,11 +53,13 @@ class CotbalFinetuningArguments(FinetuningArguments):
         super().__post_init__()
         if self.loss is None:
             state.deactivate()
-            set_keys = [f.name for f in fields(self) if f.name.startswith("cotbal_") and getattr(self, f.name) is not None]
+            set_keys = [
+                f.name for f in fields(self) if f.name.startswith("cotbal_") and getattr(self, f.name) is not None
+            ]
             if set_keys:
                 raise CotbalConfigError(
-                    f"{', '.join(set_keys)} given without `loss: cotbal`; add `loss: cotbal` to the YAML to train with "
-                    "the VITW loss, or remove these keys."
+                    f"{', '.join(set_keys)} given without `loss: cotbal`; add `loss: cotbal` to the YAML to train "
+                    "with the VITW loss, or remove these keys."
                 )
             return
         if self.loss != "cotbal":
@@ -96,7 +96,8 @@ class CotbalFinetuningArguments(FinetuningArguments):
         if weighting in _NEEDS_WEIGHTS:
             if self.cotbal_weights is None:
                 raise CotbalConfigError(
-                    f"cotbal_weighting: {weighting} needs `cotbal_weights: path/to/weights.json` (from `cotbal weights`)."
+                    f"cotbal_weighting: {weighting} needs `cotbal_weights: path/to/weights.json` "
+                    "(from `cotbal weights`)."
                 )
             weights = load_weights(self.cotbal_weights)
         elif self.cotbal_weights is not None:
@@ -137,6 +138,7 @@ def check_unknown_cotbal_keys(args: dict) -> None:
         if isinstance(key, str) and key.startswith("cotbal") and key not in known:
             hint = difflib.get_close_matches(key, known, n=1)
             raise CotbalConfigError(
-                f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                f"unknown key {key!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
                 + f"; cotbal_plugin keys: {', '.join(known)}."
             )

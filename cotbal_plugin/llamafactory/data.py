@@ -132,7 +132,8 @@ class _TaskTaggingMixin:
             try:
                 lookup[id(prompt)] = self.cotbal_task_to_id[task]
             except KeyError:
-                raise CotbalConfigError(f"loss: cotbal: task {task!r} is not in the task list {list(self.cotbal_task_to_id)}.")
+                known = list(self.cotbal_task_to_id)
+                raise CotbalConfigError(f"loss: cotbal: task {task!r} is not in the task list {known}.") from None
         self._cotbal_lookup = lookup
         try:
             return super().preprocess_dataset(batch)  # type: ignore[misc]
@@ -144,7 +145,7 @@ class _TaskTaggingMixin:
         try:
             task_id = self._cotbal_lookup[id(prompt)]
         except (AttributeError, KeyError):
-            raise RuntimeError("cotbal_plugin: could not match an encoded example to its task (internal error).")
+            raise RuntimeError("cotbal_plugin: an encoded example matches no task (internal error).") from None
         return input_ids, encode_labels(labels, task_id)
 
     def print_data_example(self, example: dict[str, list[int]]) -> None:

@@ -100,7 +100,9 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
             )
         weights = np.asarray(self.cotbal_weighting.step_weights(counts_np[:n].copy()), dtype=np.float64)
         if weights.shape != (n,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise RuntimeError(f"cotbal_plugin: weighting {self.cotbal_run.weighting!r} returned invalid weights {weights}")
+            raise RuntimeError(
+                f"cotbal_plugin: weighting {self.cotbal_run.weighting!r} returned invalid weights {weights}"
+            )
         self._cb_weights_np = weights
         self._cb_weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
         self._cb_denom = vitw_denominator(counts[:n], self._cb_weights)
@@ -122,7 +124,9 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
         return None
 
     # ---- the loss ----
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None):
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ):
         """VITW loss of one micro-batch (training) or of one evaluation batch (evaluation)."""
         labels = inputs["labels"]
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
@@ -146,7 +150,14 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
             outputs["loss"] = loss
         return (loss, outputs) if return_outputs else loss
 
-    def prediction_step(self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: Any = None, **gen_kwargs: Any):
+    def prediction_step(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: Any = None,
+        **gen_kwargs: Any,
+    ):
         """Evaluation with the weighted loss; labels handed to metrics are plain token ids."""
         loss, generated, labels = super().prediction_step(
             model, inputs, prediction_loss_only=prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs
@@ -192,7 +203,9 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
     def _save_checkpoint(self, model: Any, trial: Any, *args: Any, **kwargs: Any) -> None:
         super()._save_checkpoint(model, trial, *args, **kwargs)
         if self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            folder = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
             os.makedirs(folder, exist_ok=True)
             payload = {
                 "tasks": self.cotbal_tasks,

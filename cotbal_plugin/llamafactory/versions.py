@@ -26,7 +26,8 @@ def check_versions() -> None:
         try:
             found = version(package)
         except PackageNotFoundError:
-            raise CotbalConfigError(f"cotbal_plugin needs {package}{supported_range(package)}; it is not installed.")
+            wanted = f"{package}{supported_range(package)}"
+            raise CotbalConfigError(f"cotbal_plugin needs {wanted}; it is not installed.") from None
         if not Version(lo) <= Version(found) < Version(hi):
             raise CotbalConfigError(
                 f"cotbal_plugin supports {package}{supported_range(package)}, found {package}=={found}. "

@@ -17,7 +17,7 @@ def parse(config: dict[str, Any]) -> tuple:
 
 
 def load_data(config: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
-    """Parse ``config`` and run LLaMA-Factory's ``get_dataset``; returns (dataset module, tokenizer module, template)."""
+    """Parse ``config``, run LLaMA-Factory's ``get_dataset``; return (dataset module, tokenizer module, template)."""
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.model import load_tokenizer
 

@@ -58,7 +58,9 @@ def test_bad_weights_file(text_workspace, tmp_path, text, pattern):
 
 def test_training_task_without_weight(text_workspace, tmp_path):
     path = _weights(tmp_path, json.dumps({"weights": {"short": 1.0, "other": 2.0}}))
-    with pytest.raises(ValueError, match=r"no weight for task\(s\) \['long'\].*\['short', 'long'\].*\['other', 'short'\]"):
+    with pytest.raises(
+        ValueError, match=r"no weight for task\(s\) \['long'\].*\['short', 'long'\].*\['other', 'short'\]"
+    ):
         load_data(_cfg(text_workspace, loss="cotbal", cotbal_weights=path))
 
 
@@ -78,12 +80,21 @@ def test_tokenized_cache_without_task_ids(text_workspace, tmp_path):
     load_data(_cfg(text_workspace, tokenized_path=str(cache)))  # stock run writes the cache
     assert cache.is_dir()
     with pytest.raises(ValueError, match="written without task ids"):
-        load_data(_cfg(text_workspace, loss="cotbal", cotbal_weights=str(text_workspace / "weights.json"), tokenized_path=str(cache)))
+        load_data(
+            _cfg(
+                text_workspace,
+                loss="cotbal",
+                cotbal_weights=str(text_workspace / "weights.json"),
+                tokenized_path=str(cache),
+            )
+        )
 
 
 def test_tokenized_cache_with_task_ids_round_trips(text_workspace, tmp_path):
     cache = tmp_path / "tok"
-    cfg = _cfg(text_workspace, loss="cotbal", cotbal_weights=str(text_workspace / "weights.json"), tokenized_path=str(cache))
+    cfg = _cfg(
+        text_workspace, loss="cotbal", cotbal_weights=str(text_workspace / "weights.json"), tokenized_path=str(cache)
+    )
     load_data(cfg)
     assert json.loads((cache / "cotbal_tasks.json").read_text()) == {"tasks": ["short", "long"]}
     module, _, _ = load_data(cfg)

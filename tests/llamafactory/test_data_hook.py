@@ -85,8 +85,13 @@ def test_packed_rows_mix_tasks_and_ids_follow_tokens(text_workspace, neat):
     assert max(counts) >= 2, "packing should put both tasks in one row"
 
     collator = SFTDataCollatorWith4DAttentionMask(
-        template=template, pad_to_multiple_of=8, label_pad_token_id=IGNORE_INDEX, neat_packing=neat,
-        block_diag_attn=neat, compute_dtype=torch.float32, **tok,
+        template=template,
+        pad_to_multiple_of=8,
+        label_pad_token_id=IGNORE_INDEX,
+        neat_packing=neat,
+        block_diag_attn=neat,
+        compute_dtype=torch.float32,
+        **tok,
     )
     features = [module["train_dataset"][i] for i in range(min(2, len(rows)))]
     batch = collator(features)
@@ -131,7 +136,9 @@ def test_task_key_column_and_groups(text_workspace, tmp_path):
     (data / "dataset_info.json").write_text(json.dumps(info))
     base = dict(loss="cotbal", cotbal_weighting="ew", mix_strategy="concat")
 
-    module, _, _ = load_data(sft_config(ws / "model", data, tmp_path / "o", dataset="mixed", cotbal_task_key="kind", **base))
+    module, _, _ = load_data(
+        sft_config(ws / "model", data, tmp_path / "o", dataset="mixed", cotbal_task_key="kind", **base)
+    )
     assert state.active().tasks == ["even", "odd"]
     ids = [decode_label_list(r["labels"])[1] for r in module["train_dataset"]]
     assert [max(i) for i in ids] == [i % 2 for i in range(len(rows))]
@@ -142,7 +149,9 @@ def test_task_key_column_and_groups(text_workspace, tmp_path):
 
 
 def test_stock_pipeline_is_untouched(text_workspace):
-    cfg = sft_config(text_workspace / "model", text_workspace / "data", text_workspace / "runs" / "x", dataset="short,long")
+    cfg = sft_config(
+        text_workspace / "model", text_workspace / "data", text_workspace / "runs" / "x", dataset="short,long"
+    )
     module, _, _ = load_data(cfg)
     assert state.active() is None
     labels = [y for r in module["train_dataset"] for y in r["labels"] if y != IGNORE_INDEX]

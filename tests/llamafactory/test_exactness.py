@@ -24,7 +24,9 @@ def runs(text_workspace):
     out = {
         "init": load_params(ws / "model"),
         "b4": train(ws, "b4", per_device_train_batch_size=4, **MIX, **COTBAL, **weights),
-        "ga": train(ws, "ga", per_device_train_batch_size=2, gradient_accumulation_steps=2, **MIX, **COTBAL, **weights),
+        "ga": train(
+            ws, "ga", per_device_train_batch_size=2, gradient_accumulation_steps=2, **MIX, **COTBAL, **weights
+        ),
         "ddp": train(ws, "ddp", nproc=2, per_device_train_batch_size=2, **MIX, **COTBAL, **weights),
         "ds": train(ws, "ds", nproc=2, deepspeed="z2", per_device_train_batch_size=2, **MIX, **COTBAL, **weights),
         "stock": train(ws, "stock", per_device_train_batch_size=4, **MIX),
@@ -34,7 +36,13 @@ def runs(text_workspace):
     equal.write_text(json.dumps({"weights": {"short": 1.0, "long": 1.0}}))
     out["equal"] = train(ws, "equal", per_device_train_batch_size=4, cotbal_weights=str(equal), **MIX, **COTBAL)
     out["ew_ga"] = train(
-        ws, "ew_ga", per_device_train_batch_size=2, gradient_accumulation_steps=2, cotbal_weighting="ew", **MIX, **COTBAL
+        ws,
+        "ew_ga",
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        cotbal_weighting="ew",
+        **MIX,
+        **COTBAL,
     )
     return out
 
@@ -65,14 +73,15 @@ def test_logged_task_losses_match_a_direct_computation(text_workspace, runs):
     from transformers import AutoModelForCausalLM
 
     from cotbal_plugin.task_labels import decode_labels
+    from cotbal_plugin.testing.workspace import sft_config
 
     from ._inproc import load_data
     from ._runs import trainer_logs
-    from cotbal_plugin.testing.workspace import sft_config
 
     ws = text_workspace
-    cfg = sft_config(ws / "model", ws / "data", ws / "runs" / "x", loss="cotbal",
-                     cotbal_weights=str(ws / "weights.json"), **MIX)
+    cfg = sft_config(
+        ws / "model", ws / "data", ws / "runs" / "x", loss="cotbal", cotbal_weights=str(ws / "weights.json"), **MIX
+    )
     module, _, _ = load_data(cfg)
     rows = [module["train_dataset"][i] for i in range(4)]  # step 1 of run b4 (no shuffling)
     model = AutoModelForCausalLM.from_pretrained(ws / "model").eval()

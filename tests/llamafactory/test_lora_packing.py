@@ -15,7 +15,12 @@ MIX = {"dataset": "short,long", "mix_strategy": "interleave_under", "max_steps":
 
 def test_lora_exact_under_gradient_accumulation(text_workspace):
     ws = text_workspace
-    lora = {"finetuning_type": "lora", "lora_target": "all", "lora_rank": 4, "cotbal_weights": str(ws / "weights.json")}
+    lora = {
+        "finetuning_type": "lora",
+        "lora_target": "all",
+        "lora_rank": 4,
+        "cotbal_weights": str(ws / "weights.json"),
+    }
     a = train(ws, "lora_b4", per_device_train_batch_size=4, **MIX, **lora)
     b = train(ws, "lora_ga", per_device_train_batch_size=2, gradient_accumulation_steps=2, **MIX, **lora)
     assert any("lora_B" in k for k in a), "an adapter was saved"
@@ -29,8 +34,14 @@ def test_packing_trains_with_mixed_rows(text_workspace, neat):
     ws = text_workspace
     name = f"pack_{int(neat)}"
     params = train(
-        ws, name, per_device_train_batch_size=2, packing=True, neat_packing=neat, cutoff_len=96,
-        cotbal_weights=str(ws / "weights.json"), **MIX,
+        ws,
+        name,
+        per_device_train_batch_size=2,
+        packing=True,
+        neat_packing=neat,
+        cutoff_len=96,
+        cotbal_weights=str(ws / "weights.json"),
+        **MIX,
     )
     logs = trainer_logs(ws, name)
     assert params and logs
