@@ -7,9 +7,10 @@ In-process, no LLaMA-Factory. Both variants get the same ``[batch, length, vocab
 ``requires_grad``) and the same labels (a packing-like layout: segments of ~64 tokens, the first ~30 % of each
 segment is prompt = -100, each segment belongs to a random task):
 
-- ``stock``: what transformers' ``ForCausalLMLoss`` does when the HF trainer passes ``num_items_in_batch``:
-  ``logits.float()``, pad the labels by one and shift, ``cross_entropy(reduction='sum') / num_items``;
-  ``num_items`` (the valid-token count the trainer computes in ``get_batch_samples``) is included.
+- ``stock``: transformers' own ``ForCausalLMLoss`` (called, not copied) as the model runs it when the HF trainer
+  passes ``num_items_in_batch``: ``logits.float()``, pad the labels by one and shift,
+  ``cross_entropy(reduction='sum') / num_items``; ``num_items`` (the valid-token count the trainer computes in
+  ``get_batch_samples``) is included.
 - ``cotbal-N``: what ``CotbalSeq2SeqTrainer`` does per micro-batch with N tasks: ``task_token_counts`` (done once
   per step in ``get_batch_samples``), ``vitw_denominator``, ``weighted_nll_sum`` on the task-encoded labels,
   ``weighted_sum / denominator`` — then ``backward()``.
@@ -60,6 +61,8 @@ import torch.nn.functional as F
 
 import _common as C
 
+from transformers.loss.loss_utils import ForCausalLMLoss
+
 from cotbal_plugin.loss import task_token_counts, vitw_denominator, weighted_nll_sum
 from cotbal_plugin.task_labels import IGNORE_INDEX, TASK_STRIDE
 
@@ -87,14 +90,10 @@ def make_inputs(batch: int, length: int, vocab: int, num_tasks: int, dtype: torc
 
 
 def stock_step(inp: dict[str, Any]) -> torch.Tensor:
-    """transformers ``ForCausalLMLoss`` with ``num_items_in_batch`` (+ the trainer's count of valid tokens)."""
+    """transformers' own ``ForCausalLMLoss`` with ``num_items_in_batch`` (+ the trainer's count of valid tokens)."""
     logits, labels = inp["logits"], inp["labels"]
-    vocab = logits.size(-1)
     num_items = (labels[..., 1:] != IGNORE_INDEX).sum()
-    logits32 = logits.float()
-    shift_labels = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].contiguous()
-    loss = F.cross_entropy(logits32.view(-1, vocab), shift_labels.view(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-    loss = loss / num_items
+    loss = ForCausalLMLoss(logits, labels, vocab_size=logits.size(-1), num_items_in_batch=num_items)
     loss.backward()
     return loss.detach()
 
