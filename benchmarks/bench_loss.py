@@ -56,11 +56,8 @@ import tempfile
 import time
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 import _common as C
-
+import torch
 from transformers.loss.loss_utils import ForCausalLMLoss
 
 from cotbal_plugin.loss import task_token_counts, vitw_denominator, weighted_nll_sum
@@ -70,7 +67,9 @@ TIME_TARGET = 1.03
 MEMORY_TARGET = 1.00
 
 
-def make_inputs(batch: int, length: int, vocab: int, num_tasks: int, dtype: torch.dtype, seed: int = 0) -> dict[str, Any]:
+def make_inputs(
+    batch: int, length: int, vocab: int, num_tasks: int, dtype: torch.dtype, seed: int = 0
+) -> dict[str, Any]:
     """Logits (leaf, requires_grad), plain labels, task-encoded labels and task weights (deterministic)."""
     gen = torch.Generator().manual_seed(seed)
     logits = torch.randn(batch, length, vocab, generator=gen, dtype=torch.float32).to(dtype).requires_grad_(True)
@@ -180,9 +179,24 @@ def child(args: argparse.Namespace) -> None:
 
 
 def measure_memory(name: str, args: argparse.Namespace) -> dict[str, int]:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--batch", str(args.batch), "--length",
-           str(args.length), "--vocab", str(args.vocab), "--threads", str(args.threads), "--dtype", args.dtype,
-           "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        name,
+        "--batch",
+        str(args.batch),
+        "--length",
+        str(args.length),
+        "--vocab",
+        str(args.vocab),
+        "--threads",
+        str(args.threads),
+        "--dtype",
+        args.dtype,
+        "--seed",
+        str(args.seed),
+    ]
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONWARNINGS="ignore")
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -197,8 +211,12 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--tasks", type=int, nargs="+", default=[2, 64], help="numbers of tasks for cotbal")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default 15, --quick 6)")
-    parser.add_argument("--mem-reps", type=int, default=None, help="fresh processes per variant (default 2, --quick 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (training uses OMP_NUM_THREADS=1)")
+    parser.add_argument(
+        "--mem-reps", type=int, default=None, help="fresh processes per variant (default 2, --quick 1)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (training uses OMP_NUM_THREADS=1)"
+    )
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -212,8 +230,11 @@ def main() -> None:
     variants = ["stock"] + [f"cotbal-{n}" for n in args.tasks]
     logits_bytes = args.batch * args.length * args.vocab * 4
     machine = C.machine()
-    print(f"bench_loss: logits [{args.batch}, {args.length}, {args.vocab}] {args.dtype}, {args.threads} thread(s), "
-          f"{reps} interleaved repetitions; {machine['cpu']} ({machine['cpu_count']} cores), load {machine['load_average']}")
+    print(
+        f"bench_loss: logits [{args.batch}, {args.length}, {args.vocab}] {args.dtype}, {args.threads} thread(s), "
+        f"{reps} interleaved repetitions; {machine['cpu']} ({machine['cpu_count']} cores), "
+        f"load {machine['load_average']}"
+    )
 
     # ---- correctness guard: with equal weights the VITW loss is the stock loss
     inp = make_inputs(2, 64, 1000, 3, torch.float32)
@@ -283,37 +304,64 @@ def main() -> None:
             "rss_delta_ratio": rss / stock_rss if stock_rss else None,
         }
         s = summary[v]
-        rows.append([
-            v,
-            f"{s['median_s'] * 1000:.1f} ± {s['spread'] * 100:.1f} %",
-            f"{s['time_ratio_of_medians']:.3f}",
-            f"{s['time_ratio_paired_median']:.3f} ± {s['time_ratio_paired_spread'] * 100:.1f} %",
-            f"{s['fixed_overhead_ms']:+.3f} ms → {s['implied_time_ratio']:.4f}",
-            f"{prof / 2**20:.2f} MiB ({prof / logits_bytes:.3f}x)",
-            f"{rss / 2**20:.1f} MiB ({rss / logits_bytes:.2f}x)",
-            f"{s['profiler_peak_ratio']:.4f}",
-        ])
+        rows.append(
+            [
+                v,
+                f"{s['median_s'] * 1000:.1f} ± {s['spread'] * 100:.1f} %",
+                f"{s['time_ratio_of_medians']:.3f}",
+                f"{s['time_ratio_paired_median']:.3f} ± {s['time_ratio_paired_spread'] * 100:.1f} %",
+                f"{s['fixed_overhead_ms']:+.3f} ms → {s['implied_time_ratio']:.4f}",
+                f"{prof / 2**20:.2f} MiB ({prof / logits_bytes:.3f}x)",
+                f"{rss / 2**20:.1f} MiB ({rss / logits_bytes:.2f}x)",
+                f"{s['profiler_peak_ratio']:.4f}",
+            ]
+        )
     print()
-    print(C.table(["variant", "fwd+bwd ms (median ± MAD)", "time ratio (medians)", "time ratio (paired)",
-                   "fixed overhead (vocab 16) → implied ratio",
-                   "peak, profiler", "peak, RSS delta", "memory ratio (profiler)"], rows))
+    print(
+        C.table(
+            [
+                "variant",
+                "fwd+bwd ms (median ± MAD)",
+                "time ratio (medians)",
+                "time ratio (paired)",
+                "fixed overhead (vocab 16) → implied ratio",
+                "peak, profiler",
+                "peak, RSS delta",
+                "memory ratio (profiler)",
+            ],
+            rows,
+        )
+    )
     print()
     for v in variants[1:]:
         s = summary[v]
         noise = 2 * max(s["time_ratio_paired_spread"], 0.005)
-        print(f"{v}: time {s['time_ratio_paired_median']:.3f} ± {s['time_ratio_paired_spread'] * 100:.1f} % (target <= "
-              f"{TIME_TARGET}: {C.verdict(s['time_ratio_paired_median'], TIME_TARGET, noise)}; fixed overhead alone "
-              f"implies {s['implied_time_ratio']:.4f}), memory {s['profiler_peak_ratio']:.4f} "
-              f"(target <= {MEMORY_TARGET:.2f}: {C.verdict(round(s['profiler_peak_ratio'], 3), MEMORY_TARGET, 0)})")
-    path = C.write_results("bench_loss", {
-        "config": {"batch": args.batch, "length": args.length, "vocab": args.vocab, "dtype": args.dtype,
-                   "threads": args.threads, "tasks": args.tasks, "reps": reps, "mem_reps": mem_reps,
-                   "logits_bytes": logits_bytes},
-        "machine": machine,
-        "load_average_end": C.load_average(),
-        "targets": {"time_ratio": TIME_TARGET, "memory_ratio": MEMORY_TARGET},
-        "variants": summary,
-    })
+        print(
+            f"{v}: time {s['time_ratio_paired_median']:.3f} ± {s['time_ratio_paired_spread'] * 100:.1f} % (target <= "
+            f"{TIME_TARGET}: {C.verdict(s['time_ratio_paired_median'], TIME_TARGET, noise)}; fixed overhead alone "
+            f"implies {s['implied_time_ratio']:.4f}), memory {s['profiler_peak_ratio']:.4f} "
+            f"(target <= {MEMORY_TARGET:.2f}: {C.verdict(round(s['profiler_peak_ratio'], 3), MEMORY_TARGET, 0)})"
+        )
+    path = C.write_results(
+        "bench_loss",
+        {
+            "config": {
+                "batch": args.batch,
+                "length": args.length,
+                "vocab": args.vocab,
+                "dtype": args.dtype,
+                "threads": args.threads,
+                "tasks": args.tasks,
+                "reps": reps,
+                "mem_reps": mem_reps,
+                "logits_bytes": logits_bytes,
+            },
+            "machine": machine,
+            "load_average_end": C.load_average(),
+            "targets": {"time_ratio": TIME_TARGET, "memory_ratio": MEMORY_TARGET},
+            "variants": summary,
+        },
+    )
     print(f"\nresults: {path.relative_to(C.ROOT)}")
 
 

@@ -8,7 +8,9 @@ Public API (imported lazily, so ``import cotbal_plugin`` costs nothing):
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "cotbal_weights", "install"]

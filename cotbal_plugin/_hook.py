@@ -5,11 +5,12 @@ Kept tiny because the ``.pth`` file imports it in every Python process of the en
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported at run time: the .pth file runs this module in every Python process
+    from typing import Any
 
 _TARGETS = ("llamafactory.hparams.parser", "llamafactory.data.loader", "llamafactory.train.sft.workflow")
 
@@ -20,8 +21,10 @@ def _apply(name: str, module: Any) -> None:
     PATCHES[name](module)
 
 
-class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, wrapped: importlib.abc.Loader, name: str) -> None:
+class _PatchingLoader:
+    """Delegates to the real loader and patches the module right after it executed."""
+
+    def __init__(self, wrapped: Any, name: str) -> None:
         self._wrapped = wrapped
         self._name = name
 
@@ -36,7 +39,7 @@ class _PatchingLoader(importlib.abc.Loader):
         return getattr(self._wrapped, item)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     """Wraps the real loader of the three target modules; every other import is untouched."""
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:

@@ -4,8 +4,9 @@ Flow through LLaMA-Factory's data pipeline (``llamafactory/data/loader.py``):
 
 1. ``get_dataset_list`` → each ``DatasetAttr`` gets ``cotbal_task``: the dataset's ``cotbal_task`` entry in
    ``dataset_info.json`` (group-level balancing) or its name from ``dataset:``.
-2. ``align_dataset`` drops every column but its own; the hook adds a ``_cotbal_task`` column to the aligned
-   dataset (the constant task, or the values of the ``cotbal_task_key`` column read before alignment).
+2. ``align_dataset`` drops every column but its own; the hook adds a ``_cotbal_task`` column (integer task id)
+   to the aligned dataset (the constant task, or the values of the ``cotbal_task_key`` column read before
+   alignment).
    Merging (concat and interleave) and ``val_size`` splits keep the column.
 3. The SFT processors (plain and packed) encode each example's task into its labels
    (:mod:`cotbal_plugin.task_labels`), so packing, neat packing and the collator keep ids aligned per token.
@@ -80,11 +81,10 @@ def add_task_column(original: Any, aligned: Any, dataset_attr: Any) -> Any:
     dataset_name = getattr(dataset_attr, "cotbal_dataset", getattr(dataset_attr, "dataset_name", "?"))
     is_streaming = not hasattr(aligned, "add_column")
     if run.task_key is None:
-        task = getattr(dataset_attr, "cotbal_task", None) or dataset_name
-        run.register_task(task)
+        task_id = run.register_task(getattr(dataset_attr, "cotbal_task", None) or dataset_name)
         if is_streaming:
-            return aligned.map(lambda _: {TASK_COLUMN: task})
-        return aligned.add_column(TASK_COLUMN, [task] * len(aligned))
+            return aligned.map(lambda _: {TASK_COLUMN: task_id})
+        return aligned.add_column(TASK_COLUMN, [task_id] * len(aligned))
     if is_streaming:
         raise CotbalConfigError(
             f"cotbal_task_key: {run.task_key!r} is not supported with `streaming: true` (dataset {dataset_name!r}); "
@@ -104,9 +104,8 @@ def add_task_column(original: Any, aligned: Any, dataset_attr: Any) -> Any:
             f"cotbal_task_key: {len(bad)} sample(s) of dataset {dataset_name!r} have no task in column "
             f"{run.task_key!r} (first at row {bad[0]}: {values[bad[0]]!r}); every sample needs a task name."
         )
-    for task in sorted(set(values)):
-        run.register_task(task)
-    return aligned.add_column(TASK_COLUMN, list(values))
+    ids = {task: run.register_task(task) for task in sorted(set(values))}
+    return aligned.add_column(TASK_COLUMN, [ids[v] for v in values])
 
 
 class _TaskTaggingMixin:
@@ -128,12 +127,11 @@ class _TaskTaggingMixin:
             )
         batch = {key: examples[key] for key in examples.keys()}
         lookup: dict[int, int] = {}
-        for prompt, task in zip(batch["_prompt"], batch[TASK_COLUMN]):
-            try:
-                lookup[id(prompt)] = self.cotbal_task_to_id[task]
-            except KeyError:
-                known = list(self.cotbal_task_to_id)
-                raise CotbalConfigError(f"loss: cotbal: task {task!r} is not in the task list {known}.") from None
+        num_tasks = len(self.cotbal_task_to_id)
+        for prompt, task_id in zip(batch["_prompt"], batch[TASK_COLUMN]):
+            if not 0 <= task_id < num_tasks:
+                raise RuntimeError(f"cotbal_plugin: task id {task_id} outside the task list (internal error).")
+            lookup[id(prompt)] = task_id
         self._cotbal_lookup = lookup
         try:
             return super().preprocess_dataset(batch)  # type: ignore[misc]
