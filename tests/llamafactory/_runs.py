@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,19 @@ def train(ws: Path, name: str, nproc: int = 1, expect_ok: bool = True, model: st
     config = sft_config(ws / model, ws / "data", out, **overrides)
     path = write_yaml(ws / "yaml" / f"{name}.yaml", config)
     proc = run_train(path, nproc=nproc)
+    if nproc > 1 and proc.returncode != 0 and "SIGABRT" in proc.stdout:
+        # Known flake on the 2-core CI machine: roughly one torchrun start in several, a gloo rank aborts in C++
+        # (SIGABRT) before training; not reproducible in isolation. Keep the log, warn, retry once; a Python
+        # error or a second abort still fails the test.
+        (ws / "runs" / f"{name}.attempt1.log").write_text(proc.stdout)
+        warnings.warn(f"torchrun run {name} aborted (SIGABRT); retrying once", stacklevel=2)
+        proc = run_train(path, nproc=nproc)
     if not expect_ok:
         return proc
     if proc.returncode != 0:
-        errors = [line for line in proc.stdout.splitlines() if "Error" in line or "error" in line][:40]
+        (ws / "runs" / f"{name}.log").write_text(proc.stdout)
+        keys = ("Error", "error", "terminate", "what()", "Abort", "gloo")
+        errors = [line for line in proc.stdout.splitlines() if any(k in line for k in keys)][:60]
         raise AssertionError(f"run {name} failed:\n" + "\n".join(errors) + "\n...\n" + proc.stdout[-3000:])
     if overrides.get("do_train", True) is False:
         return proc
