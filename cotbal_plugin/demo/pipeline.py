@@ -202,16 +202,23 @@ def _settings_diff(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------- build steps
 
 
+def _reuse_or_clear(folder: Path, what: str) -> bool:
+    """True when ``folder`` holds a finished build (its stamp file); otherwise empty it for a fresh build."""
+    if (folder / STAMP).is_file():
+        _say(f"reusing {what} in {folder}")
+        return True
+    if folder.exists():
+        shutil.rmtree(folder)
+    return False
+
+
 def build_benchmark(out: Path, s: DemoSettings) -> Path:
     """Write the shapes benchmark into ``out/data`` (reused when complete); returns the folder."""
     from .shapes import make_shapes_benchmark
 
     data = out / "data"
-    if (data / STAMP).is_file():
-        _say(f"reusing the shapes benchmark in {data}")
+    if _reuse_or_clear(data, "the shapes benchmark"):
         return data
-    if data.exists():
-        shutil.rmtree(data)
     make_shapes_benchmark(data, s.n_train, s.n_val, seed=s.seed, tasks=s.tasks, image_size=s.image_size)
     (data / STAMP).write_text("ok\n", encoding="utf-8")
     _say(f"wrote {len(s.tasks)} tasks x ({s.n_train} train + {s.n_val} val) samples and their images to {data}")
@@ -225,11 +232,8 @@ def build_model(out: Path, data: Path, s: DemoSettings) -> Path:
     from .shapes import texts_of, vocabulary
 
     model = out / "model"
-    if (model / STAMP).is_file():
-        _say(f"reusing the tiny VLM in {model}")
+    if _reuse_or_clear(model, "the tiny VLM"):
         return model
-    if model.exists():
-        shutil.rmtree(model)
     texts = list(vocabulary())
     for task in s.tasks:
         texts += texts_of(data / f"{task}_train.json")
