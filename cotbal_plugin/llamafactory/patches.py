@@ -12,6 +12,7 @@ Every patch is inert unless ``loss: cotbal`` was parsed in this process.
 from __future__ import annotations
 
 import functools
+import os
 from types import ModuleType
 from typing import Any
 
@@ -120,8 +121,6 @@ def patch_loader(module: ModuleType) -> None:
     def _get_dataset_module(dataset: Any) -> Any:
         run = state.active()
         if run is not None and run.data_args is not None and run.data_args.tokenized_path is not None:
-            import os
-
             path = run.data_args.tokenized_path
             if os.path.isdir(path) and run.training_args is not None and run.training_args.should_save:
                 if not os.path.isfile(os.path.join(path, data.TASKS_SIDECAR)):

@@ -23,7 +23,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..loss import task_token_counts, vitw_denominator, weighted_nll_sum
 from ..task_labels import IGNORE_INDEX, TASK_STRIDE, strip_task_ids
 from ..weighting import build_weighting
-from ..weights_file import CotbalConfigError, check_weights_cover
+from ..weights_file import CotbalConfigError
 from . import state
 
 STATE_FILE = "cotbal_weighting.json"
@@ -44,8 +44,6 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
         run = state.require_active()
         if not run.tasks:
             raise CotbalConfigError("loss: cotbal found no task in the training data (is `dataset:` empty?).")
-        if run.weights is not None:
-            check_weights_cover(run.weights, run.tasks, run.weights_path or "cotbal_weights")
         if self.args.n_gpu > 1:
             raise CotbalConfigError(
                 "loss: cotbal needs one device per process (torchrun / accelerate / deepspeed), not DataParallel "
@@ -141,8 +139,9 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
             loss = loss.to(torch.float32)
             self._cb_log_sums = self._cb_log_sums.to(nll_sums.device) + nll_sums
             self._cb_log_counts = self._cb_log_counts.to(counts.device) + counts
-            self._cb_step_sums = self._cb_step_sums.to(nll_sums.device) + nll_sums
-            self._cb_step_counts = self._cb_step_counts.to(counts.device) + counts
+            if self.cotbal_run.weighting in _OBSERVING:  # only dynamic weightings need the step's losses
+                self._cb_step_sums = self._cb_step_sums.to(nll_sums.device) + nll_sums
+                self._cb_step_counts = self._cb_step_counts.to(counts.device) + counts
         else:  # evaluation (or a path that skipped get_batch_samples): normalise within the batch
             denom = vitw_denominator(counts, self._cb_weights.to(counts.device))
             loss = (weighted_sum / denom).to(torch.float32)
@@ -177,8 +176,8 @@ class CotbalSeq2SeqTrainer(CustomSeq2SeqTrainer):
             if step_np[n:].sum() > 0:  # HF also calls this at epoch end, after the step was already observed
                 self.cotbal_weighting.observe(step_np[:n].copy(), step_np[n:].copy())
                 self._trace({"event": "observe", "loss_sums": step_np[:n].tolist(), "counts": step_np[n:].tolist()})
-        self._cb_step_sums = torch.zeros_like(self._cb_step_sums)
-        self._cb_step_counts = torch.zeros_like(self._cb_step_counts)
+            self._cb_step_sums = torch.zeros_like(self._cb_step_sums)
+            self._cb_step_counts = torch.zeros_like(self._cb_step_counts)
         return super()._maybe_log_save_evaluate(*args, **kwargs)
 
     # ---- logging ----
