@@ -11,7 +11,10 @@ HELP = "ΔI%, ΔE% (vs STL) and ΔI_zero% (vs EW) from per-method metric tables"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cotbal summary``."""
-    parser.add_argument("--table", required=True, type=Path, help="JSON {method: {task: {metric: value}}}")
+    parser.add_argument(
+        "--table", required=True, type=Path, action="append",
+        help="JSON {method: {task: {metric: value}}}; one per seed (repeat it) for mean ± std over seeds",
+    )  # fmt: skip
     parser.add_argument("--baseline", default="STL", help="baseline method of ΔI%% / ΔE%% (STL)")
     parser.add_argument("--zero-shot", type=Path, help="JSON table of zero-shot tasks, for ΔI_zero%%")
     parser.add_argument("--zero-shot-baseline", default="EW", help="baseline of ΔI_zero%% (EW)")
@@ -21,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON here")
+    parser.add_argument("--plot", type=Path, help="also draw ΔI%%/ΔE%% and every metric (mean ± std over seeds) here")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
     from cotbal_plugin.probe.summary import load_table, markdown, summarize
 
     lower = names(args.lower_better)
-    table = load_table(args.table)
+    if len(args.table) > 1 or args.plot:  # several seeds: mean ± std (probe/seeds.py)
+        from ._summary_seeds import run_seeds
+
+        return run_seeds(args, lower)
+    table = load_table(args.table[0])
     result = summarize(table, args.baseline, lower)
     zero = None
     if args.zero_shot:
