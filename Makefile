@@ -9,7 +9,7 @@ DEEPSPEED ?= deepspeed==0.19.8
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test demo demo-quick lint bench clean
+.PHONY: setup test demo demo-quick demo-docs lint bench clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ demo: setup
 
 demo-quick: setup
 	$(BIN)/python -m cotbal_plugin.demo --quick $(DEMO_ARGS)
+
+# full demo, then its results block and figures into docs/demo.md and docs/img (numbers are never typed by hand)
+demo-docs: demo
+	$(BIN)/python -m cotbal_plugin.demo.results demo_out docs/demo.md docs/img
 
 lint: setup
 	$(BIN)/ruff check cotbal_plugin tests benchmarks setup.py
