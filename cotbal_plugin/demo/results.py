@@ -71,7 +71,7 @@ def render(out: Path, settings: Mapping[str, Any], timing: Mapping[str, Any], co
     lines = [
         f"Produced by `make demo` at commit `{commit}` ({settings['mode']} mode, seeds "
         f"{', '.join(map(str, settings['seeds']))}; {timing['minutes']:.1f} min wall clock, "
-        f"{timing['jobs']} seed(s) at a time; load average before / after: {timing['load_before']} / "
+        f"{timing['jobs']} jobs at a time; load average before / after: {timing['load_before']} / "
         f"{timing['load_after']}).",
         "",
         "Mean ± sample standard deviation over seeds (`demo_out/summary/summary.md`; ΔI%/ΔE% per seed against "

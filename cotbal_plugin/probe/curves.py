@@ -120,11 +120,12 @@ def plot_task_curves(curves: Mapping[str, Any], path: str | Path, title: str | N
     if steps:
         ax.plot(steps, values, color="k", linestyle="--", linewidth=1, label="loss (VITW)")
     if all(v > 0 for _, values in curves["loss"].values() for v in values):
-        from matplotlib.ticker import FormatStrFormatter
+        from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel("task_loss (token-mean NLL)")
     ax.legend(fontsize="small", ncol=2 if len(tasks) > 5 else 1)
     ax.grid(alpha=0.3)
@@ -134,6 +135,7 @@ def plot_task_curves(curves: Mapping[str, Any], path: str | Path, title: str | N
         for task, (steps, values) in sorted(weights.items()):
             ax.plot(steps, values, color=colour[task], label=task)
         ax.set_ylabel("task_weight (λ)")
+        ax.legend(fontsize="small", ncol=2 if len(tasks) > 5 else 1)
         ax.grid(alpha=0.3)
         low = min(min(v) for _, v in weights.values())
         ax.set_ylim(bottom=min(0.0, low))
@@ -168,7 +170,9 @@ def add_task_curves(trainer_state: str | Path, out_dir: str | Path) -> list[Path
     curves = task_curves(trainer_state)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figure = plot_task_curves(curves, out / CURVES_FILE, title=f"Per-task loss and weight: {curves['file'].parent}")
+    run = curves["file"].parent
+    title = f"Per-task loss and weight: {run.parent.name}/{run.name}"
+    figure = plot_task_curves(curves, out / CURVES_FILE, title=title)
     md = out / "report.md"
     text = md.read_text(encoding="utf-8") if md.is_file() else "# CoTBal report\n"
     text = text.split(f"\n{CURVES_SECTION}\n")[0].rstrip("\n") + "\n"

@@ -14,11 +14,13 @@ from typing import Any
 from .summary import is_lower_better
 
 
-def _bars(ax: Any, methods: Sequence[str], stats: Mapping[str, Mapping[str, Any]], title: str) -> None:
+def _bars(
+    ax: Any, methods: Sequence[str], stats: Mapping[str, Mapping[str, Any]], title: str, colour: Mapping[str, str]
+) -> None:
     xs = range(len(methods))
     means = [stats[m]["mean"] for m in methods]
     stds = [stats[m]["std"] for m in methods]
-    colours = [f"C{i % 10}" for i in xs]
+    colours = [colour[m] for m in methods]
     ax.bar(xs, means, yerr=stds, color=colours, alpha=0.55, capsize=4, edgecolor="k", linewidth=0.5)
     for x, m in zip(xs, methods):
         values = stats[m]["values"]
@@ -45,15 +47,17 @@ def plot_seed_summary(result: Mapping[str, Any], path: str | Path, lower_better:
     rows = 1 + math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.0 * rows), squeeze=False)
     n = result["seeds"]
-    _bars(axes[0][0], compared, {m: result["summary"][m]["delta_i"] for m in compared}, f"ΔI% ↑ (vs {baseline})")
-    _bars(axes[0][1], compared, {m: result["summary"][m]["delta_e"] for m in compared}, f"ΔE% ↓ (vs {baseline})")
+    colour = {m: f"C{i % 10}" for i, m in enumerate(all_methods)}  # one colour per method in every panel
+    summary = result["summary"]
+    _bars(axes[0][0], compared, {m: summary[m]["delta_i"] for m in compared}, f"ΔI% ↑ (vs {baseline})", colour)
+    _bars(axes[0][1], compared, {m: summary[m]["delta_e"] for m in compared}, f"ΔE% ↓ (vs {baseline})", colour)
     for ax in axes[0][2:]:
         ax.axis("off")
     for k, (task, metric) in enumerate(panels):
         ax = axes[1 + k // cols][k % cols]
         arrow = "↓" if is_lower_better(metric, lower_better) else "↑"
         stats = {m: result["metrics"][m][task][metric] for m in all_methods}
-        _bars(ax, all_methods, stats, f"{task} {metric} {arrow}")
+        _bars(ax, all_methods, stats, f"{task} {metric} {arrow}", colour)
     for k in range(len(panels), (rows - 1) * cols):
         axes[1 + k // cols][k % cols].axis("off")
     fig.suptitle(f"mean ± std over {n} seed(s); dots: single seeds", fontsize="medium")
