@@ -60,18 +60,38 @@ def patch_parser(module: ModuleType) -> None:
         run = state.active()
         if run is not None:
             run.data_args, run.training_args = parsed[1], parsed[2]
-            _check_data_args(run)
+            _check_run_args(run, parsed[0])
         return parsed
 
     module._parse_train_args = _parse_train_args
 
 
-def _check_data_args(run: state.CotbalRun) -> None:
+def _check_run_args(run: state.CotbalRun, model_args: Any) -> None:
+    """Refuse, at start-up, the model / data / training options the VITW loss cannot serve (one line each)."""
     from ..weights_file import CotbalConfigError
 
-    data_args = run.data_args
+    data_args, training_args = run.data_args, run.training_args
     if getattr(data_args, "streaming", False) and run.task_key is not None:
         raise CotbalConfigError("cotbal_task_key is not supported with `streaming: true`; turn streaming off.")
+    if getattr(model_args, "use_unsloth", False):
+        raise CotbalConfigError(
+            "loss: cotbal cannot be combined with `use_unsloth: true`: unsloth replaces the model's forward and loss "
+            "path the plugin relies on. Remove use_unsloth."
+        )
+    if getattr(model_args, "use_kt", False):
+        raise CotbalConfigError(
+            "loss: cotbal cannot be combined with `use_kt: true` (KTransformers trains with its own trainer). "
+            "Remove use_kt."
+        )
+    template = str(getattr(data_args, "template", "") or "")
+    if template.startswith("minicpm_v") or template.startswith("minicpm_o"):
+        raise CotbalConfigError(
+            f"loss: cotbal does not support `template: {template}`: MiniCPM-V's collator nests the labels inside "
+            "its own inputs, out of the plugin's reach. Use another model family, or train without loss: cotbal."
+        )
+    from ..core.config import check_training_args
+
+    check_training_args(training_args)
 
 
 def patch_loader(module: ModuleType) -> None:
