@@ -18,9 +18,11 @@ from setuptools.command.editable_wheel import editable_wheel
 PTH = "cotbal_plugin.pth"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Tested together (see README "Supported versions"); the plugin also checks them at run time.
-LLAMAFACTORY = "llamafactory>=0.9.5,<0.9.6"
-TRANSFORMERS = "transformers>=5.5.0,<5.6.0"
+# Lower bounds and releases known to break only, so installing the plugin never downgrades a LLaMA-Factory source
+# install or a transformers release that LLaMA-Factory accepts. Tested: llamafactory 0.9.5, transformers 5.5.4; the
+# plugin warns at start-up on untested versions (cotbal_plugin/llamafactory/versions.py).
+LLAMAFACTORY = "llamafactory>=0.9.5"
+TRANSFORMERS = "transformers>=4.55.0,!=5.6.0"
 
 
 class BuildWithPth(build_py):
@@ -54,8 +56,8 @@ setup(
         LLAMAFACTORY,
         TRANSFORMERS,
         "torch>=2.4",
-        "peft>=0.18,<0.19",
-        "datasets>=2.16,<=4.0.0",
+        "peft>=0.18",
+        "datasets>=2.16",
         "deepspeed>=0.16",
         "numpy",
         "pyyaml",

@@ -21,11 +21,41 @@ from . import state
 _MARK = "_cotbal_patched"
 
 
+# What each patched module must provide; a LLaMA-Factory release that renamed one of these cannot be patched.
+REQUIRED_NAMES = {
+    "llamafactory.hparams.parser": (
+        "FinetuningArguments", "_TRAIN_ARGS", "_parse_args", "read_args", "_parse_train_args",
+    ),
+    "llamafactory.data.loader": (
+        "get_dataset_list", "align_dataset", "_get_dataset_processor", "load_from_disk", "get_dataset_module",
+    ),
+    "llamafactory.train.sft.workflow": ("CustomSeq2SeqTrainer",),
+}  # fmt: skip
+# Modules that lacked a required name, with the names: reported when `loss: cotbal` is parsed (never for stock runs).
+INCOMPATIBLE: dict[str, list[str]] = {}
+
+
 def _once(module: ModuleType) -> bool:
     if getattr(module, _MARK, False):
         return False
     setattr(module, _MARK, True)
+    missing = [name for name in REQUIRED_NAMES.get(module.__name__, ()) if not hasattr(module, name)]
+    if missing:
+        INCOMPATIBLE[module.__name__] = missing
+        return False  # leave an incompatible module untouched; stock runs are unaffected
     return True
+
+
+def check_patched() -> None:
+    """Raise a clear error when a LLaMA-Factory module could not be patched (called when loss: cotbal is parsed)."""
+    if INCOMPATIBLE:
+        from ..weights_file import CotbalConfigError
+
+        detail = "; ".join(f"{mod} lacks {', '.join(names)}" for mod, names in sorted(INCOMPATIBLE.items()))
+        raise CotbalConfigError(
+            f"this LLaMA-Factory release is not supported by cotbal_plugin ({detail}). Install a tested release: "
+            "pip install 'llamafactory>=0.9.5,<0.9.6'."
+        )
 
 
 def patch_parser(module: ModuleType) -> None:
