@@ -67,6 +67,29 @@ def _on(buffer: torch.Tensor, device: torch.device) -> torch.Tensor:
     return torch.zeros(buffer.shape, dtype=buffer.dtype, device=device)
 
 
+def _check_complete(checkpoint: str) -> None:
+    """Refuse a checkpoint whose ``trainer_state.json`` is missing or truncated (a save that was interrupted).
+
+    HF would fail on it too (FileNotFoundError / JSONDecodeError); this says which folder and what to do.
+    """
+    state_file = os.path.join(checkpoint, "trainer_state.json")
+    problem = None
+    if not os.path.isfile(state_file):
+        problem = "no trainer_state.json"
+    else:
+        try:
+            with open(state_file, encoding="utf-8") as f:
+                json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            problem = "trainer_state.json is truncated"
+    if problem:
+        raise CotbalConfigError(
+            f"resume: checkpoint {checkpoint!r} is incomplete ({problem}): the run was stopped while saving it. "
+            "Delete that folder to resume from the previous checkpoint (or start over with overwrite_output_dir: "
+            "true)."
+        )
+
+
 class CotbalWeightingState(TrainerCallback, ExportableState):
     """Carries the task-weighting state into ``trainer_state.json`` (``stateful_callbacks``) at every checkpoint."""
 
@@ -159,14 +182,8 @@ class CotbalTrainerMixin:
         if isinstance(path, bool):
             path = get_last_checkpoint(self.args.output_dir) if path else None
         self._cb_resume_path = str(path) if path else None
-        if self._cb_resume_path is not None:
-            state_file = os.path.join(self._cb_resume_path, "trainer_state.json")
-            if os.path.isdir(self._cb_resume_path) and not os.path.isfile(state_file):
-                raise CotbalConfigError(
-                    f"resume: checkpoint {self._cb_resume_path!r} is incomplete (no trainer_state.json): the run was "
-                    "stopped while saving it. Delete that folder to resume from the previous checkpoint (or start "
-                    "over with overwrite_output_dir: true)."
-                )
+        if self._cb_resume_path is not None and os.path.isdir(self._cb_resume_path):
+            _check_complete(self._cb_resume_path)
         self._cb_restored = self._cb_resume_path is None
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
@@ -375,12 +392,15 @@ class CotbalTrainerMixin:
     def _load_callback_state(self) -> None:
         """HF restores callback states only when asked to; ours is restored by the plugin itself (always)."""
         stored = self.state.stateful_callbacks
-        entry = stored.pop(STATE_KEY, None) if isinstance(stored, dict) else None
+        if not isinstance(stored, dict):
+            stored = self.state.stateful_callbacks = {}
+        entry = stored.pop(STATE_KEY, None)
         try:
             super()._load_callback_state()
         finally:
-            if entry is not None:
-                stored[STATE_KEY] = entry
+            # a checkpoint without our entry (written without loss: cotbal, or by 0.1.0) still needs the key: HF
+            # updates stateful_callbacks[name] in place at the next save
+            stored[STATE_KEY] = entry if entry is not None else {"args": {}, "attributes": {"payload": {}}}
 
     def _cb_find_payload(self) -> tuple[dict[str, Any] | None, str]:
         """The weighting state of the checkpoint being resumed, and where it was found (for messages)."""
