@@ -79,7 +79,7 @@ def build_parser(modules: Sequence[ModuleType] | None = None) -> argparse.Argume
         child = sub.add_parser(
             module.NAME,
             help=module.HELP.replace("%", "%%"),
-            description=module.HELP.replace("%", "%%"),
+            description=module.HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(child)

@@ -482,7 +482,7 @@ def test_weights_out_dash_writes_json_to_stdout(tmp_path: Path, capsys, monkeypa
     data = json.loads(out)  # stdout holds the JSON document and nothing else
     code, _, _ = run_cli(capsys, "weights", "--scores", scores, "--out", tmp_path / "w.json")
     assert data == json.loads((tmp_path / "w.json").read_text())
-    assert "wrote -" in err and "a  " in err  # status lines moved to stderr
+    assert "wrote standard output" in err and "a  " in err  # status lines moved to stderr
     assert not (tmp_path / "-").exists()
 
 

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from cotbal_plugin.probe.metrics import METRICS
 
     parser.epilog = EPILOG
-    parser.add_argument("--manifest", help="manifest.json of `cotbal plan` (or its folder): all its prediction files")
+    parser.add_argument(
+        "--manifest", metavar="FILE", help="manifest.json of `cotbal plan` (or its folder): all its prediction files"
+    )
     parser.add_argument(
         "--pred", action="append", metavar="RUN/TASK=FILE",
         help="a prediction file of run RUN on task TASK (repeatable; several per RUN/TASK are averaged)",
@@ -31,9 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metric", action="append", metavar="TASK=METRIC[,METRIC]",
         help=f"metric(s) of a task, first = primary (overrides the manifest); one of: {', '.join(METRICS)}",
     )  # fmt: skip
-    parser.add_argument("--out", required=True, type=output_file, help="scores.json to write (- for stdout)")
     parser.add_argument(
-        "--details", type=output_file,
+        "--out", required=True, type=output_file, metavar="FILE", help="scores.json to write (- for stdout)"
+    )
+    parser.add_argument(
+        "--details", type=output_file, metavar="FILE",
         help="every metric per run/task (default: <out>.details.json; with --out -, only when given)",
     )  # fmt: skip
 

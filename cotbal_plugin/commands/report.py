@@ -18,9 +18,15 @@ EPILOG = examples(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cotbal report``."""
     parser.epilog = EPILOG
-    parser.add_argument("--weights", required=True, type=Path, help="weights.json (from `cotbal weights` or by hand)")
     parser.add_argument(
-        "--out", required=True, type=output_dir, help="output folder (report.md and PNG figures; created)"
+        "--weights", required=True, type=Path, metavar="FILE", help="weights.json (from `cotbal weights` or by hand)"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=output_dir,
+        metavar="DIR",
+        help="output folder (report.md and PNG figures; created)",
     )
 
 

@@ -24,9 +24,11 @@ EPILOG = examples(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cotbal summary``."""
     parser.epilog = EPILOG
-    parser.add_argument("--table", required=True, type=Path, help="JSON {method: {task: {metric: value}}}")
+    parser.add_argument(
+        "--table", required=True, type=Path, metavar="FILE", help="JSON {method: {task: {metric: value}}}"
+    )
     parser.add_argument("--baseline", default="STL", help="baseline method of ΔI%% / ΔE%% (STL)")
-    parser.add_argument("--zero-shot", type=Path, help="JSON table of zero-shot tasks, for ΔI_zero%%")
+    parser.add_argument("--zero-shot", type=Path, metavar="FILE", help="JSON table of zero-shot tasks, for ΔI_zero%%")
     parser.add_argument("--zero-shot-baseline", default="EW", help="baseline of ΔI_zero%% (EW)")
     parser.add_argument(
         "--lower-better", action="append", metavar="METRIC",
@@ -34,12 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--format", choices=["markdown", "plain"], default="markdown", help="table format (markdown)")
     parser.add_argument(
-        "--decimals", type=_decimals, help="decimals of every metric column (default: chosen per column)"
+        "--decimals", type=_decimals, metavar="N", help="decimals of every metric column (default: chosen per column)"
     )
     parser.add_argument(
-        "--out", type=output_file, help="write the table here (default: standard output; - is standard output)"
+        "--out",
+        type=output_file,
+        metavar="FILE",
+        help="write the table here (default: standard output; - is standard output)",
     )
-    parser.add_argument("--json", type=output_file, help="also write the numbers as JSON here (- for stdout)")
+    parser.add_argument(
+        "--json", type=output_file, metavar="FILE", help="also write the numbers as JSON here (- for stdout)"
+    )
 
 
 def _decimals(text: str) -> int:

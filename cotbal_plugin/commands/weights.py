@@ -19,11 +19,15 @@ EPILOG = examples(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cotbal weights``."""
     parser.epilog = EPILOG
-    parser.add_argument("--scores", required=True, type=Path, help="scores.json ({run: {task: score}})")
     parser.add_argument(
-        "--temperature", type=positive_float, default=0.5, help="softmax temperature T > 0 (default 0.5)"
+        "--scores", required=True, type=Path, metavar="FILE", help="scores.json ({run: {task: score}})"
     )
-    parser.add_argument("--out", required=True, type=output_file, help="weights.json to write (- for stdout)")
+    parser.add_argument(
+        "--temperature", type=positive_float, default=0.5, metavar="T", help="softmax temperature T > 0 (default 0.5)"
+    )
+    parser.add_argument(
+        "--out", required=True, type=output_file, metavar="FILE", help="weights.json to write (- for stdout)"
+    )
     parser.add_argument(
         "--strategy", default="cotbal", choices=["out", "in", "C", "D", "cotbal"], help="which λ to train with"
     )
@@ -42,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compute and write the weights, print them."""
-    from cotbal_plugin.files import check_output_file, write_json
+    from cotbal_plugin.files import check_output_file, is_stdout, write_json
     from cotbal_plugin.probe.balance import compute_weights
     from cotbal_plugin.probe.cliargs import fixed_tasks, names
     from cotbal_plugin.probe.errors import ProbeError
@@ -72,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
     for task, weight in result["weights"].items():
         note = "  (fixed)" if task in result["fixed"] else ""
         say(args, f"{task:<{width}}  {weight:.4f}{note}")
-    say(args, f"wrote {args.out} (method {result['method']}, T={result['temperature']})")
+    target = "standard output" if is_stdout(args.out) else args.out
+    say(args, f"wrote {target} (method {result['method']}, T={result['temperature']})")
     return 0
