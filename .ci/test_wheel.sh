@@ -38,8 +38,9 @@ stamp "built ${sdists[0]} and ${wheels[0]}"
 # Every wheel of the environment (torch set + the project's dependencies) is kept in a wheelhouse outside the
 # clone: pip's HTTP cache cannot be relied on (it only stores responses that carry cache headers), so the wheels
 # are kept as files. A run installs from the wheelhouse alone (no network); only when something is missing (first
-# run, a new dependency) does `pip wheel` fill it from the index.
-install() { "$VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELHOUSE" "$@"; }
+# run, a new dependency) does `pip wheel` fill it from the index. --no-compile: byte-compiling torch's thousands of
+# modules would take most of the install time; Python compiles what the smoke test imports.
+install() { "$VENV/bin/python" -m pip install -q --no-compile --no-index --find-links "$WHEELHOUSE" "$@"; }
 mkdir -p "$WHEELHOUSE"
 # shellcheck disable=SC2086  # TORCH_PKGS is a list of requirements
 if install $TORCH_PKGS "${wheels[0]}" > build/test-wheel-pip.log 2>&1; then

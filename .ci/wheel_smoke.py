@@ -77,7 +77,7 @@ def main(workdir: Path) -> None:
     (workdir / "weights.json").write_text(json.dumps({"weights": WEIGHTS}), encoding="utf-8")
     run_dir = workdir / "run"
     config = sft_config(
-        workdir / "model", workdir / "data", run_dir, dataset="short,long", max_steps=2, per_device_train_batch_size=4,
+        workdir / "model", workdir / "data", run_dir, dataset="short,long", max_steps=2, per_device_train_batch_size=8,
         loss="cotbal", cotbal_weights=str(workdir / "weights.json"),
     )  # fmt: skip
     yaml_path = write_yaml(workdir / "train.yaml", config)
