@@ -136,6 +136,10 @@ CASES: dict[str, Case] = {
         lambda t: ["weights", "--scores", scores_file(t), "--out", write(t / "f.txt", "x") / "w.json"],
         ["--out", "f.txt", "not a directory"],
     ),
+    "weights/unwritable output": (  # /proc refuses new files and writes even for root (CI runs as root)
+        lambda t: ["weights", "--scores", scores_file(t), "--out", "/proc/cotbal-test/w.json"],
+        ["--out", "cannot write '/proc/cotbal-test/w.json'"],
+    ),
     "weights/missing option": (
         lambda t: ["weights", "--out", t / "w.json"],
         ["the following arguments are required: --scores"],
@@ -196,6 +200,10 @@ CASES: dict[str, Case] = {
     "report/out is a file": (
         lambda t: ["report", "--weights", weights_file(t), "--out", write(t / "f.txt", "x")],
         ["--out", "f.txt", "not a directory"],
+    ),
+    "report/unwritable output": (
+        lambda t: ["report", "--weights", weights_file(t), "--out", "/proc/cotbal-report"],
+        ["--out", "cannot create folder '/proc/cotbal-report'"],
     ),
     "report/out to stdout": (
         lambda t: ["report", "--weights", weights_file(t), "--out", "-"],
