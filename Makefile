@@ -9,7 +9,7 @@ DEEPSPEED ?= deepspeed==0.19.8
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test demo demo-quick lint bench clean
+.PHONY: setup test test-wheel demo demo-quick lint bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): setup.py
 test: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Release path: build sdist + wheel, install the wheel into a fresh venv, train with `loss: cotbal` through its .pth.
+test-wheel: setup
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(BIN)/python TORCH_PKGS="$(TORCH_PKGS)" bash .ci/test_wheel.sh
+
 demo: setup
 	$(BIN)/python -m cotbal_plugin.demo $(DEMO_ARGS)
 
@@ -39,4 +43,4 @@ bench: setup
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_loss.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo_out
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo_out

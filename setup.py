@@ -3,7 +3,9 @@
 Besides the package, the wheel ships ``cotbal_plugin.pth`` at the root of site-packages: Python executes it at
 start-up, which registers the plugin's import hook in every process (``llamafactory-cli`` and its torchrun /
 DeepSpeed children). The hook only patches LLaMA-Factory modules when they are imported and does nothing unless a
-YAML says ``loss: cotbal``. Editable installs (``pip install -e .``) get the same file.
+YAML says ``loss: cotbal``. Editable installs (``pip install -e .``) get the same file. ``MANIFEST.in`` puts the file
+in the sdist, so ``python -m build`` (sdist, then a wheel built from it) carries it too; ``tests/test_wheel.py`` and
+``make test-wheel`` check both.
 """
 
 from __future__ import annotations
@@ -25,12 +27,20 @@ LLAMAFACTORY = "llamafactory>=0.9.5"
 TRANSFORMERS = "transformers>=4.55.0,!=5.6.0"
 
 
+def _pth_source() -> str:
+    """The start-up file beside setup.py; a build without it would install a plugin that never loads."""
+    path = os.path.join(HERE, PTH)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{PTH} is missing next to setup.py ({HERE}); it must be listed in MANIFEST.in")
+    return path
+
+
 class BuildWithPth(build_py):
     """Copy the start-up ``.pth`` file to the root of the built wheel."""
 
     def run(self) -> None:
         super().run()
-        shutil.copy(os.path.join(HERE, PTH), os.path.join(self.build_lib, PTH))
+        shutil.copy(_pth_source(), os.path.join(self.build_lib, PTH))
 
 
 class EditableWithPth(editable_wheel):
@@ -38,7 +48,7 @@ class EditableWithPth(editable_wheel):
 
     def _install_namespaces(self, installation_dir: str, pth_prefix: str) -> None:
         super()._install_namespaces(installation_dir, pth_prefix)
-        shutil.copy(os.path.join(HERE, PTH), os.path.join(installation_dir, PTH))
+        shutil.copy(_pth_source(), os.path.join(installation_dir, PTH))
 
 
 setup(
@@ -58,7 +68,6 @@ setup(
         "torch>=2.4",
         "peft>=0.18",
         "datasets>=2.16",
-        "deepspeed>=0.16",
         "numpy",
         "pyyaml",
         "tqdm",
@@ -71,7 +80,10 @@ setup(
     ],
     extras_require={
         "gpu": ["flash-attn>=2.5"],
-        "test": ["pytest", "pytest-xdist", "hypothesis", "ruff", "tensorboard"],
+        # DeepSpeed is optional, as in LLaMA-Factory: only `deepspeed:` runs need it. Install it after torch
+        # (`DS_BUILD_OPS=0 pip install --no-build-isolation deepspeed`, or a build with ops for your GPU).
+        "deepspeed": ["deepspeed>=0.16"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "ruff", "tensorboard", "build", "deepspeed>=0.16"],
     },
     entry_points={"console_scripts": ["cotbal = cotbal_plugin.cli:main"]},
     cmdclass={"build_py": BuildWithPth, "editable_wheel": EditableWithPth},

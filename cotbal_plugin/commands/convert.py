@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._common import one_line, output_dir, say
+
 NAME = "convert"
 HELP = "convert LLaVA-style annotation files (CoTBal release) to LLaMA-Factory sharegpt datasets"
 
@@ -26,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("inputs", nargs="+", metavar="ANNOTATION.json", help="LLaVA-style annotation file(s)")
-    parser.add_argument("--out", required=True, help="output folder (the dataset_dir of the training YAML)")
+    parser.add_argument(
+        "--out", required=True, type=output_dir, help="output folder (the dataset_dir of the training YAML)"
+    )
     parser.add_argument(
         "--image-folder", default=None, help="root of relative image paths (default: each annotation file's folder)"
     )
@@ -77,13 +81,13 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
     except ConvertError as err:
-        print(f"cotbal convert: error: {err}", file=sys.stderr)
+        print(f"cotbal convert: error: {one_line(err)}", file=sys.stderr)
         return 2
     width = max(len(name) for name in result.files)
-    print(f"cotbal convert: wrote {len(result.files)} dataset(s) to {result.out_dir}")
+    say(args, f"cotbal convert: wrote {len(result.files)} dataset(s) to {result.out_dir}")
     for name in sorted(result.files):
-        print(f"  {name:<{width}}  {result.records[name]:>8} records -> {result.counts[name]:>8} conversations")
-    print(f"  dataset_info.json updated; use `dataset_dir: {result.out_dir}` in the training YAML.")
+        say(args, f"  {name:<{width}}  {result.records[name]:>8} records -> {result.counts[name]:>8} conversations")
+    say(args, f"  dataset_info.json updated; use `dataset_dir: {result.out_dir}` in the training YAML.")
     return 0
 
 

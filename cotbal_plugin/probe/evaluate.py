@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from ..progress import bar
 from .errors import ProbeError
 from .metrics import METRICS, MetricResult, get_metric, score
 
@@ -87,14 +86,14 @@ def evaluate_file(path: str | Path, metrics: Sequence[str]) -> dict[str, MetricR
 
 
 def evaluate(
-    files: Iterable[PredictionFile], metrics: Mapping[str, Sequence[str]], progress: bool = True
+    files: Iterable[PredictionFile], metrics: Mapping[str, Sequence[str]], progress: bool | None = None
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, Any]]]]:
     """Score every prediction file; return (scores, details).
 
     Args:
         files: the prediction files (several per (run, task) are averaged).
         metrics: task → metric names; the first is the primary metric that goes to ``scores.json``.
-        progress: show a tqdm progress bar.
+        progress: tqdm bar: True always, False never, None only when stderr is a terminal.
 
     Returns:
         ``scores`` = ``{run: {task: primary metric}}`` and ``details`` = ``{run: {task: {metric: value,
@@ -110,7 +109,7 @@ def evaluate(
         )
     per_key: dict[tuple[str, str], list[dict[str, MetricResult]]] = {}
     paths: dict[tuple[str, str], list[str]] = {}
-    for f in tqdm(files, desc="cotbal eval", unit="file", disable=not progress):
+    for f in bar(files, desc="cotbal eval", unit="file", progress=progress):
         per_key.setdefault((f.run, f.task), []).append(evaluate_file(f.path, metrics[f.task]))
         paths.setdefault((f.run, f.task), []).append(str(f.path))
     scores: dict[str, dict[str, float]] = {}

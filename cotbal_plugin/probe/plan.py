@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm import tqdm
 
+from ..progress import bar
 from .errors import ProbeError, ProbeWarning
 from .jsonstream import count_records, iter_records
+from .manifest import MANIFEST_VERSION, read_manifest
 from .metrics import get_metric
 from .scores import BASE_RUN, MINI_RUN, alone_run, check_task_names, mini_alone_run, plus_mini_run
 
-MANIFEST_VERSION = 1
 MIN_MINI_SAMPLES = 1000
 TRAIN_DONE_FILE = "trainer_state.json"
 PREDICTIONS_FILE = "generated_predictions.jsonl"
@@ -64,13 +64,14 @@ class PlanConfig:
     dataset_info: Path | None = None
     tasks: list[str] | None = None
     fixed: list[str] = field(default_factory=list)
+    fixed_weights: dict[str, float] = field(default_factory=dict)  # name in `fixed` → weight (default 1.0)
     large_fraction: float = 1.0
     mini_fraction: float = 1 / 32
     seed: int = 0
     difficulty: str = "real"
     stl: bool = False
     saves_dir: Path | None = None
-    progress: bool = True
+    progress: bool | None = None  # None: a bar only when stderr is a terminal (cotbal_plugin.progress)
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -339,7 +340,7 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
     large_of: dict[str, list[str]] = {}
     mini_of: dict[str, list[str]] = {}
     all_sources = [(t, ds) for t, dss in [*tasks.items(), *fixed.items()] for ds in dss]
-    for task, ds in tqdm(all_sources, desc="cotbal plan: subsets", unit="dataset", disable=not cfg.progress):
+    for task, ds in bar(all_sources, desc="cotbal plan: subsets", unit="dataset", progress=cfg.progress):
         source = _source_file(ds, info[ds], src_dir)
         n = count_records(source)
         if n == 0:
@@ -428,7 +429,7 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
         "tasks": {
             t: {"datasets": tasks[t], "validation": cfg.validation[t], "metrics": cfg.metrics[t]} for t in tasks
         },
-        "fixed": {t: {"datasets": fixed[t]} for t in fixed},
+        "fixed": {t: {"datasets": fixed[t], "weight": _fixed_weight(cfg, t, fixed[t])} for t in fixed},
         "subsets": subsets,
         "runs": runs,
         "jobs": jobs,
@@ -459,24 +460,21 @@ def _write_script(out: Path, manifest: Mapping[str, Any]) -> None:
     lines.append(
         f"cotbal weights --scores {q(str(out / 'scores.json'))} --difficulty {manifest['difficulty']} "
         f"--temperature 0.5 --out {q(str(out / 'weights.json'))}"
-        + "".join(f" --fixed {q(t)}=1.0" for t in manifest["fixed"])
+        + "".join(f" --fixed {q(t)}={spec.get('weight', 1.0)!r}" for t, spec in manifest["fixed"].items())
     )
     path = out / "run_all.sh"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o755)
 
 
+def _fixed_weight(cfg: PlanConfig, task: str, datasets: Sequence[str]) -> float:
+    """Weight of a fixed task: the one given for its name or one of its datasets (``--fixed NAME=W``), else 1."""
+    given = {cfg.fixed_weights[n] for n in (task, *datasets) if n in cfg.fixed_weights}
+    if len(given) > 1:
+        raise ProbeError(f"--fixed gives task {task!r} several weights {sorted(given)}; give one.")
+    return given.pop() if given else 1.0
+
+
 def load_manifest(path: str | Path) -> dict[str, Any]:
-    """Load a manifest written by :func:`make_plan`."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "manifest.json"
-    if not path.is_file():
-        raise ProbeError(f"manifest {str(path)!r} does not exist; write it with `cotbal plan --out <dir>`.")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ProbeError(f"manifest {str(path)!r} is not valid JSON ({err}).") from None
-    if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION or "jobs" not in manifest:
-        raise ProbeError(f"{str(path)!r} is not a cotbal manifest (version {MANIFEST_VERSION}); run `cotbal plan`.")
-    return manifest
+    """Load a manifest written by :func:`make_plan` (checks: :func:`cotbal_plugin.probe.manifest.read_manifest`)."""
+    return read_manifest(path)[1]

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from ..progress import bar as progress_bar
 from .errors import ProbeError
 
 DEFAULT_LAUNCHER = "llamafactory-cli train"
@@ -87,7 +86,7 @@ def run_jobs(
     jobs: Sequence[Mapping[str, Any]],
     launcher: Sequence[str],
     force: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RunSummary:
     """Run ``jobs`` in order, skipping finished ones unless ``force``.
@@ -96,7 +95,7 @@ def run_jobs(
         JobFailed: at the first job that exits non-zero or leaves no output (with the tail of its log).
     """
     summary = RunSummary()
-    bar = tqdm(total=len(jobs), desc="cotbal run", unit="job", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="cotbal run", unit="job", progress=progress)
     try:
         for job in jobs:
             name = job["name"]
