@@ -16,7 +16,9 @@ What stock does (LLaMA-Factory 0.9.5, transformers 5.5.4), checked here rather t
 - Models with a processor (VLMs): LLaMA-Factory sets ``model_accepts_loss_kwargs = False``, the trainer divides the
   whole loss by the accumulation steps and does not scale by the processes: the aux terms are *averaged* over the
   step's micro-batches (and ranks). ``loss: cotbal`` follows whichever convention the trainer uses (in-process
-  check below; no LLaMA-Factory MoE VLM computes an aux loss from its config in this version).
+  check below). In this version ``moe_aux_loss_coef`` turns on the aux loss of no MoE VLM (GLM-4.5V and
+  Qwen3-VL-MoE compute it only when ``output_router_logits`` is passed to forward, which LLaMA-Factory does not;
+  Ernie-4.5-VL-MoE and Qwen3-Omni's thinker do when their saved text config has ``output_router_logits: true``).
 - Gradient checkpointing: with LLaMA-Factory's default (enabled, ``use_reentrant_gc: true``) the router logits
   are recorded by transformers 5 inside the reentrant checkpoint's no-grad forward, so the aux loss is logged but
   has no gradient — stock and cotbal alike. These runs set ``disable_gradient_checkpointing: true`` so that the
