@@ -276,20 +276,47 @@ class CotbalTrainerMixin:
         return outputs, weighted_sum, nll_sums, counts
 
     def _cb_aux_loss(self, model: Any, outputs: Any) -> torch.Tensor | None:
-        """``coef × aux_loss`` of MoE models (router load balancing), added to the loss as stock models do."""
+        """``coef × aux_loss`` of MoE models (router load balancing) as stock models add it to their loss, scaled
+        for accumulation as the stock trainer scales it (:meth:`_cb_aux_scale`); None when the model returns none.
+
+        The coefficient is the one the model's forward uses: its ``router_aux_loss_coef`` / ``aux_loss_coef``
+        attribute (Mixtral, Qwen2-MoE, JetMoE …, set from the config at load time, after LLaMA-Factory's
+        ``moe_aux_loss_coef`` was written into the config), else the config's or its ``text_config``'s.
+        """
         aux = outputs.get("aux_loss") if isinstance(outputs, dict) else None
-        if aux is None:
+        if not torch.is_tensor(aux):  # None, or transformers' ``0`` when no router logits were recorded
             return None
-        config = getattr(self.accelerator.unwrap_model(model), "config", None)
+        unwrapped = self.accelerator.unwrap_model(model)
+        config = getattr(unwrapped, "config", None)
         coef = None
-        for cfg in (config, getattr(config, "text_config", None)):
+        for owner in (unwrapped, config, getattr(config, "text_config", None)):
             for key in ("router_aux_loss_coef", "aux_loss_coef"):
-                value = getattr(cfg, key, None) if cfg is not None else None
-                if coef is None and value is not None:
+                value = getattr(owner, key, None) if owner is not None else None
+                if coef is None and isinstance(value, (int, float)) and not isinstance(value, bool):
                     coef = float(value)
-        if not coef:
+        if coef is None:
+            raise CotbalConfigError(
+                f"loss: cotbal: the model ({type(unwrapped).__name__}) returns a router aux_loss but no "
+                "router_aux_loss_coef / aux_loss_coef was found on it or its config; set output_router_logits: "
+                "false in its config.json to train without the aux loss, or report the model to cotbal_plugin."
+            )
+        if coef == 0.0:
             return None
-        return coef * aux
+        return coef * aux * self._cb_aux_scale()
+
+    def _cb_aux_scale(self) -> float:
+        """Factor on one micro-batch's ``coef × aux_loss`` in the loss handed to backward, as in stock training.
+
+        A stock model adds ``coef × aux`` of the micro-batch to its loss. When the trainer passes
+        ``num_items_in_batch`` to the model (``model_accepts_loss_kwargs``: text models), the HF trainer does not
+        divide by the accumulation steps and multiplies by the number of processes (``average_tokens_across_devices``),
+        which DDP's gradient averaging undoes: the aux terms of the step's micro-batches and ranks are summed.
+        Otherwise (LLaMA-Factory sets ``model_accepts_loss_kwargs = False`` for models with a processor) the loss is
+        divided by the accumulation steps and averaged over ranks: the aux terms are averaged.
+        """
+        if getattr(self, "model_accepts_loss_kwargs", False):
+            return float(self._cb_world) if getattr(self.args, "average_tokens_across_devices", True) else 1.0
+        return 1.0 / self._cb_num_micro
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -306,10 +333,10 @@ class CotbalTrainerMixin:
                 vitw, scale = weighted_sum, 1.0 / self._cb_num_micro  # stock per-micro-batch mean ÷ GA steps
             else:
                 vitw, scale = weighted_sum / self._cb_denom.to(weighted_sum.device), float(self._cb_world)
-            aux = self._cb_aux_loss(model, outputs)
-            if aux is not None:
-                vitw = vitw + aux.to(vitw.device)
             loss = (vitw * scale).to(torch.float32)
+            aux = self._cb_aux_loss(model, outputs)
+            if aux is not None:  # already scaled like stock's: added after the VITW scale
+                loss = loss + aux.to(device=loss.device, dtype=torch.float32)
             self._cb_log = _on(self._cb_log, nll_sums.device) + torch.cat([nll_sums, counts])
             if self.cotbal.weighting in OBSERVING_WEIGHTINGS:
                 n = self._cb_n
