@@ -66,6 +66,8 @@ def args_dict(output_dir: str | Path, **overrides: Any) -> dict[str, Any]:
         "save_strategy": "no",
         "report_to": "none",
         "use_cpu": True,
+        "bf16": False,
+        "fp16": False,
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
         "train_sampling_strategy": "sequential",
@@ -88,3 +90,22 @@ def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as JSON and return the path."""
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+def build(ws: dict[str, Any], trainer_class: Any = None, rows: Any = None, **kw: Any) -> Any:
+    """A trainer on the tiny Llama of ``ws``; ``kw`` are ``cotbal_*`` options, ``eval_dataset`` /
+    ``data_collator`` / ``compute_loss_func``, and ``TrainingArguments`` overrides."""
+    import datasets
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq
+
+    from cotbal_plugin.hf import CotbalTrainer
+
+    cotbal = {k: kw.pop(k) for k in list(kw) if k.startswith("cotbal")}
+    extra = {k: kw.pop(k) for k in ("eval_dataset", "data_collator", "compute_loss_func", "model") if k in kw}
+    extra.setdefault("data_collator", DataCollatorForSeq2Seq(ws["tokenizer"], label_pad_token_id=-100))
+    extra.setdefault("model", AutoModelForCausalLM.from_pretrained(ws["model"]))
+    data = datasets.Dataset.from_list(ws["rows"]) if rows is None else rows
+    output_dir = kw.pop("output_dir", ws["tmp"] / "out")
+    return (trainer_class or CotbalTrainer)(
+        args=training_args(output_dir, **kw), train_dataset=data, **extra, **cotbal
+    )

@@ -16,7 +16,7 @@ import torch
 
 from cotbal_plugin.testing.workspace import cli_env, load_params, max_abs_diff
 
-from ._common import TOL, WEIGHTS, args_dict, losses, params, tokenized_rows, training_args, write_json
+from ._common import TOL, WEIGHTS, args_dict, build, losses, params, write_json
 
 SCRIPT = Path(__file__).with_name("_train_script.py")
 DS_Z2 = {
@@ -29,37 +29,6 @@ DS_Z2 = {
     "bf16": {"enabled": False},
     "zero_optimization": {"stage": 2, "overlap_comm": False, "contiguous_gradients": True},
 }
-
-
-@pytest.fixture(scope="module")
-def ws(text_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(text_workspace / "model")
-    return {
-        "model": text_workspace / "model",
-        "tokenizer": tokenizer,
-        "rows": tokenized_rows(tokenizer),
-        "tmp": tmp_path_factory.mktemp("hf"),
-    }
-
-
-def build(ws: dict[str, Any], trainer_class: Any = None, rows: Any = None, **kw: Any) -> Any:
-    """A trainer on the tiny Llama; ``kw`` are ``cotbal_*`` options and ``TrainingArguments`` overrides."""
-    import datasets
-    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq
-
-    from cotbal_plugin.hf import CotbalTrainer
-
-    cotbal = {k: kw.pop(k) for k in list(kw) if k.startswith("cotbal")}
-    extra = {k: kw.pop(k) for k in ("eval_dataset", "data_collator", "compute_loss_func") if k in kw}
-    extra.setdefault("data_collator", DataCollatorForSeq2Seq(ws["tokenizer"], label_pad_token_id=-100))
-    model = AutoModelForCausalLM.from_pretrained(ws["model"])
-    data = datasets.Dataset.from_list(ws["rows"]) if rows is None else rows
-    output_dir = kw.pop("output_dir", ws["tmp"] / "out")
-    return (trainer_class or CotbalTrainer)(
-        model=model, args=training_args(output_dir, **kw), train_dataset=data, **extra, **cotbal
-    )
 
 
 def train(ws: dict[str, Any], **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -210,3 +179,12 @@ def test_resume_restores_the_weighting_state(ws, tmp_path):
     assert max_abs_diff(params(resumed.model), params(full.model)) < TOL
     assert losses(resumed)[-1]["task_weight/short"] == losses(full)[-1]["task_weight/short"]
     assert losses(full)[-1]["task_weight/short"] != losses(full)[0]["task_weight/short"]  # λ does change
+
+
+def test_task_field_survives_remove_unused_columns_on_any_dataset(ws, runs):
+    """A plain list of rows goes through HF's ``RemoveColumnsCollator`` (a ``datasets.Dataset`` has its columns
+    dropped instead); both keep the task field and train the same."""
+    trainer = build(ws, rows=list(ws["rows"]), cotbal_weights=WEIGHTS)
+    assert trainer.args.remove_unused_columns
+    trainer.train()
+    assert max_abs_diff(params(trainer.model), runs["b4"][0]) < TOL
