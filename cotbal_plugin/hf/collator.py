@@ -91,7 +91,14 @@ class TaskLabelCollator:
         self.tasks = list(tasks)
         self.num_train_tasks = len(self.tasks) if num_train_tasks is None else num_train_tasks
         self.allow_index = allow_index
+        self.training = False
         self.task_to_id = {task: i for i, task in enumerate(self.tasks)}
+
+    def for_training(self) -> TaskLabelCollator:
+        """A copy for training batches: an example of an evaluation-only task is an error there."""
+        clone = TaskLabelCollator(self.collator, self.task_key, self.tasks, self.num_train_tasks, self.allow_index)
+        clone.training = True
+        return clone
 
     def __getattr__(self, name: str) -> Any:
         # Code that inspects the collator (``trainer.data_collator.tokenizer``) sees the wrapped one. Looked up
@@ -122,8 +129,7 @@ class TaskLabelCollator:
                     f"cotbal_task_key {self.task_key!r}: {where} has task {value!r}, which is not a known task "
                     f"({self._known()}). Fix the data, or add it to cotbal_tasks (with a weight in cotbal_weights)."
                 )
-            return task_id
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
             if not self.allow_index:
                 raise CotbalConfigError(
                     f"cotbal_task_key {self.task_key!r}: {where} has task {value!r}, an integer; use task names, "
@@ -134,11 +140,18 @@ class TaskLabelCollator:
                     f"cotbal_task_key {self.task_key!r}: {where} has task index {value}, outside cotbal_tasks "
                     f"(0..{len(self.tasks) - 1}: {self.tasks})."
                 )
-            return int(value)
-        raise CotbalConfigError(
-            f"cotbal_task_key {self.task_key!r}: {where} has task {value!r} of type {type(value).__name__}; "
-            "expected the task name (a string)."
-        )
+            task_id = int(value)
+        else:
+            raise CotbalConfigError(
+                f"cotbal_task_key {self.task_key!r}: {where} has task {value!r} of type {type(value).__name__}; "
+                "expected the task name (a string)."
+            )
+        if self.training and task_id >= self.num_train_tasks:
+            raise CotbalConfigError(
+                f"cotbal_task_key {self.task_key!r}: {where} has task {self.tasks[task_id]!r}, an evaluation-only "
+                f"task (cotbal_eval_tasks), in a training batch; {self._known()}."
+            )
+        return task_id
 
     # ------------------------------------------------------------------------------------------------ collate
     def __call__(self, features: Sequence[Any]) -> Any:

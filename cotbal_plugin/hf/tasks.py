@@ -172,9 +172,7 @@ def resolve_tasks(
             raise CotbalConfigError(f"cotbal_eval_tasks: {both} are training tasks; list only evaluation-only tasks.")
 
     if train is not None and explicit:
-        _check_values(
-            train, key, [*names, *extra], True, "Training examples must belong to cotbal_tasks (add it there)."
-        )
+        _check_values(train, key, names, True, "Training examples must belong to cotbal_tasks (add it there).")
     for column in evals:
         if any(isinstance(n, int) for n in column.names):
             _check_values(column, key, [*names, *extra], explicit, "")

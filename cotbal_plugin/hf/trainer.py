@@ -57,6 +57,12 @@ _TRUSTED_PACKAGES = ("transformers", "trl")  # their overrides of _REPLACED only
 class CotbalHFMixin(CotbalTrainerMixin):
     """Front end of the VITW loss for any ``transformers.Trainer`` subclass (see :func:`make_cotbal_trainer`)."""
 
+    _cb_untagged_hint = (
+        "The batch did not pass through the trainer's data collator (cotbal_plugin.hf.TaskLabelCollator), which "
+        "puts the task ids into the labels: build every DataLoader with collate_fn=trainer.data_collator (e.g. in "
+        "a get_train_dataloader override)."
+    )
+
     def __init__(
         self,
         *args: Any,
@@ -154,16 +160,32 @@ class CotbalHFMixin(CotbalTrainerMixin):
             weights_source=source,
         )
         self._cotbal_setup(settings)
-        collator = self.data_collator
-        if isinstance(collator, TaskLabelCollator):  # a trainer built twice on the same collator object
-            collator = collator.collator
-        self.data_collator = TaskLabelCollator(
-            collator,
-            cotbal_task_key,
-            settings.all_tasks,
-            num_train_tasks=len(tasks),
-            allow_index=cotbal_tasks is not None,
-        )
+        self._cb_wrap = {
+            "task_key": cotbal_task_key,
+            "tasks": settings.all_tasks,
+            "num_train_tasks": len(tasks),
+            "allow_index": cotbal_tasks is not None,
+        }
+        self.data_collator = self.data_collator  # wrapped by __setattr__
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assigning ``trainer.data_collator`` (in ``__init__`` or later) installs the task-label wrapper around it."""
+        if name == "data_collator" and value is not None and "_cb_wrap" in self.__dict__:
+            if isinstance(value, TaskLabelCollator):  # already wrapped (e.g. the same collator given twice)
+                value = value.collator
+            value = TaskLabelCollator(value, **self._cb_wrap)
+        super().__setattr__(name, value)
+
+    def get_train_dataloader(self) -> Any:
+        """The wrapped trainer's training DataLoader, whose collator refuses examples of evaluation-only tasks."""
+        wrapper = self.data_collator
+        if not isinstance(wrapper, TaskLabelCollator):
+            return super().get_train_dataloader()
+        object.__setattr__(self, "data_collator", wrapper.for_training())
+        try:
+            return super().get_train_dataloader()
+        finally:
+            object.__setattr__(self, "data_collator", wrapper)
 
     # ------------------------------------------------------------------------------------------------ setup
     def _cb_refuse_unsupported(self) -> None:

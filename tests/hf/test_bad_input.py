@@ -171,3 +171,40 @@ def test_make_cotbal_trainer_checks_its_argument_and_warns_about_bypassed_overri
         assert make_cotbal_trainer(MyTrainer) is cls  # cached: same class, no second warning
         assert make_cotbal_trainer(Trainer).__mro__[1:3] == CotbalTrainer.__mro__[1:3]
         assert make_cotbal_trainer(CotbalTrainer) is CotbalTrainer
+
+
+def test_eval_only_task_in_training_data(ws):
+    rows = rows_with(ws, **{"2": {"task": "third"}})
+    with pytest.raises(CotbalConfigError, match=r"task 'third' \(row 2 of the training dataset\) is not a known task"):
+        build(
+            ws, rows=dataset(rows), cotbal_weighting="ew", cotbal_tasks=["short", "long"], cotbal_eval_tasks=["third"]
+        )
+    trainer = build(ws, rows=rows, cotbal_weighting="ew", cotbal_tasks=["short", "long"], cotbal_eval_tasks=["third"])
+    with pytest.raises(CotbalConfigError, match=r"example 2 of the batch has task 'third', an evaluation-only task"):
+        next(iter(trainer.get_train_dataloader()))
+    assert trainer.data_collator([dict(r) for r in rows[:3]])["labels"].shape[0] == 3  # evaluation batches take it
+
+
+def test_a_collator_assigned_later_is_wrapped_too(ws):
+    from transformers import DataCollatorForSeq2Seq
+
+    from cotbal_plugin.hf import TaskLabelCollator
+
+    trainer = build(ws, cotbal_weights=WEIGHTS)
+    inner = DataCollatorForSeq2Seq(ws["tokenizer"], label_pad_token_id=-100, pad_to_multiple_of=8)
+    trainer.data_collator = inner
+    assert isinstance(trainer.data_collator, TaskLabelCollator) and trainer.data_collator.collator is inner
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["labels"].shape[1] % 8 == 0 and int(batch["labels"].max()) >= 1 << 24
+
+
+def test_batches_that_bypass_the_collator_are_refused_with_the_fix(ws):
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorForSeq2Seq
+
+    trainer = build(ws, cotbal_weights=WEIGHTS)
+    plain = [{k: v for k, v in r.items() if k != "task"} for r in ws["rows"]]
+    collate = DataCollatorForSeq2Seq(ws["tokenizer"], label_pad_token_id=-100)
+    trainer.get_train_dataloader = lambda: DataLoader(plain, batch_size=4, collate_fn=collate)
+    with pytest.raises(CotbalConfigError, match=r"carry no task id\. The batch did not pass through the trainer's"):
+        trainer.train()
