@@ -127,7 +127,8 @@ class TaskLabelCollator:
             if task_id is None:
                 raise CotbalConfigError(
                     f"cotbal_task_key {self.task_key!r}: {where} has task {value!r}, which is not a known task "
-                    f"({self._known()}). Fix the data, or add it to cotbal_tasks (with a weight in cotbal_weights)."
+                    f"({self._known()}). Fix the data, or name it in cotbal_tasks (training; with a weight in "
+                    "cotbal_weights) or cotbal_eval_tasks (evaluation only)."
                 )
         elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
             if not self.allow_index:
