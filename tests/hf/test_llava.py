@@ -15,21 +15,21 @@ from cotbal_plugin.testing.workspace import max_abs_diff
 
 from . import _llava_mimic as mimic
 from ._common import TOL, args_dict, losses, params
+from .conftest import LLAVA_ARGS
 
 WEIGHTS = {"color": 2.0, "describe": 0.5}
 NAMES = ["color", "describe"]
 
 
 @pytest.fixture(scope="module")
-def lws(vlm_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def lws(vlm_workspace: Path, llava_json: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from transformers import AutoProcessor
 
-    tmp = tmp_path_factory.mktemp("llava")
     return {
         "root": vlm_workspace,
         "processor": AutoProcessor.from_pretrained(vlm_workspace / "model"),
-        "json": mimic.write_llava_json(vlm_workspace, tmp / "llava_train.json"),
-        "tmp": tmp,
+        "json": llava_json,
+        "tmp": tmp_path_factory.mktemp("llava"),
     }
 
 
@@ -49,9 +49,7 @@ def llava_trainer(lws: dict[str, Any], codebase: bool, cotbal: dict[str, Any] | 
         model = LlavaForConditionalGeneration.from_pretrained(lws["root"] / "model")
     dataset = mimic.LazySupervisedDataset(lws["json"], lws["root"] / "data", processor, expand=not codebase)
     collator = mimic.DataCollatorForSupervisedDataset(processor.tokenizer, "images" if codebase else "pixel_values")
-    args = mimic.LlavaTrainingArguments(
-        **args_dict(lws["tmp"] / "out", **{"learning_rate": 0.2, "max_steps": 3, **overrides})
-    )
+    args = mimic.LlavaTrainingArguments(**args_dict(lws["tmp"] / "out", **{**LLAVA_ARGS, **overrides}))
     trainer_class = mimic.LLaVATrainer if cotbal is None else make_cotbal_trainer(mimic.LLaVATrainer)
     return trainer_class(
         model=model,
@@ -93,6 +91,16 @@ def test_llava_training_is_exact_over_gradient_accumulation(llava_runs, model):
     runs = llava_runs[model]
     assert max_abs_diff(runs["ga"][0], runs["b4"][0]) < TOL
     assert max_abs_diff(runs["b4"][0], runs["stock"][0]) > 100 * TOL  # the weights matter
+
+
+@pytest.mark.parametrize("launch", ["ddp", "ds"])
+def test_codebase_model_is_exact_across_processes(llava_runs, launched, launch):
+    """The image splicing runs outside the DDP / DeepSpeed wrapper's forward (the trainer calls the model's
+    prepare_inputs_labels_for_multimodal itself); gradients still reach every parameter and are reduced."""
+    ours, logs = launched[launch]["codebase"]
+    b4, b4_logs = llava_runs["codebase"]["b4"][:2]
+    assert max_abs_diff(ours, b4) < TOL
+    assert logs[0]["task_loss/color"] == pytest.approx(b4_logs[0]["task_loss/color"], rel=1e-5)
 
 
 @pytest.mark.parametrize("model", ["hf", "codebase"])

@@ -5,77 +5,33 @@ logged losses = a direct eq. 2, evaluation, checkpointed weighting state."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from cotbal_plugin.testing.workspace import cli_env, load_params, max_abs_diff
+from cotbal_plugin.testing.workspace import load_params, max_abs_diff
 
-from ._common import TOL, WEIGHTS, args_dict, build, losses, params, write_json
-
-SCRIPT = Path(__file__).with_name("_train_script.py")
-DS_Z2 = {
-    "train_batch_size": "auto",
-    "train_micro_batch_size_per_gpu": "auto",
-    "gradient_accumulation_steps": "auto",
-    "gradient_clipping": "auto",
-    "zero_allow_untested_optimizer": True,
-    "fp16": {"enabled": False},
-    "bf16": {"enabled": False},
-    "zero_optimization": {"stage": 2, "overlap_comm": False, "contiguous_gradients": True},
-}
+from ._common import TOL, WEIGHTS, build, losses, params
 
 
 def train(ws: dict[str, Any], **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train in this process; return (final parameters, loss logs)."""
     trainer = build(ws, **kw)
     trainer.train()
     return params(trainer.model), losses(trainer)
 
 
-def torchrun(ws: dict[str, Any], name: str, cotbal: dict[str, Any], **overrides: Any) -> tuple[dict, list]:
-    """Run ``_train_script.py`` under ``torchrun --nproc_per_node 2`` (gloo); return (parameters, loss logs)."""
-    tmp = ws["tmp"]
-    out = tmp / name
-    spec = {
-        "model": str(ws["model"]),
-        "rows": str(write_json(tmp / "rows.json", ws["rows"])),
-        "args": args_dict(tmp / f"{name}_ckpt", ddp_backend="gloo", **overrides),
-        "cotbal": cotbal,
-        "out": str(out),
-    }
-    spec_path = write_json(tmp / f"{name}.json", spec)
-    exe = Path(sys.executable).parent / "torchrun"
-    for attempt in range(2):
-        env = cli_env(1, MASTER_PORT=cli_env(2)["MASTER_PORT"])
-        cmd = [str(exe), "--nproc_per_node", "2", "--master_port", env["MASTER_PORT"], str(SCRIPT), str(spec_path)]
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
-        # A gloo rank occasionally aborts in C++ before training on the 2-core CI machine (see
-        # tests/llamafactory/_runs.py); retry once then, and only then.
-        if proc.returncode == 0 or "SIGABRT" not in proc.stdout or attempt:
-            break
-        warnings.warn(f"torchrun run {name} aborted (SIGABRT); retrying once", stacklevel=2)
-    if proc.returncode != 0:
-        (tmp / f"{name}.log").write_text(proc.stdout)
-        raise AssertionError(f"torchrun run {name} failed:\n{proc.stdout[-4000:]}")
-    history = json.loads((out / "log_history.json").read_text())
-    return load_params(out), [h for h in history if "loss" in h]
-
-
 @pytest.fixture(scope="module")
-def runs(ws: dict[str, Any]) -> dict[str, Any]:
+def runs(ws: dict[str, Any], launched: dict[str, Any]) -> dict[str, Any]:
     from transformers import Trainer
 
     static = {"cotbal_weights": WEIGHTS}
     out: dict[str, Any] = {}
     out["b4"] = train(ws, **static)
     out["ga"] = train(ws, per_device_train_batch_size=2, gradient_accumulation_steps=2, **static)
-    out["ddp"] = torchrun(ws, "ddp", static, per_device_train_batch_size=2)
-    out["ds"] = torchrun(ws, "ds", static, per_device_train_batch_size=2, deepspeed=DS_Z2)
+    out["ddp"] = launched["ddp"]["text"]  # 2 processes × batch 2 (conftest.py)
+    out["ds"] = launched["ds"]["text"]  # the same under DeepSpeed ZeRO-2
     out["stock"] = train(ws, trainer_class=Trainer)
     out["stock_ga"] = train(ws, trainer_class=Trainer, per_device_train_batch_size=2, gradient_accumulation_steps=2)
     out["equal"] = train(ws, cotbal_weights={"short": 3.0, "long": 3.0})
