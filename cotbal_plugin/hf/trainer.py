@@ -110,8 +110,6 @@ class CotbalHFMixin(CotbalTrainerMixin):
             )
         # validated before the wrapped trainer's __init__, which may spend minutes preparing data (TRL)
         weighting, weights, source = resolve_weighting(cotbal_weighting, cotbal_weights)
-        if isinstance(cotbal_weights, str | Path):
-            source = str(cotbal_weights)
         hparams = resolve_hparams(
             weighting,
             {

@@ -144,3 +144,17 @@ def test_task_field_survives_remove_unused_columns_on_any_dataset(ws, runs):
     assert trainer.args.remove_unused_columns
     trainer.train()
     assert max_abs_diff(params(trainer.model), runs["b4"][0]) < TOL
+
+
+def test_several_evaluation_datasets(ws):
+    """A dict of evaluation datasets: the tasks of each are found; one metric set per dataset."""
+    import datasets
+
+    third = datasets.Dataset.from_list([dict(r, task="third") for r in ws["rows"][:2]])
+    trainer = build(
+        ws, cotbal_weights=WEIGHTS, eval_dataset={"seen": datasets.Dataset.from_list(ws["rows"][:4]), "new": third}
+    )
+    assert trainer.cotbal.all_tasks == ["short", "long", "third"]
+    metrics = trainer.evaluate()
+    assert {"eval_seen_task_loss/short", "eval_seen_task_loss/long", "eval_new_task_loss/third"} <= set(metrics)
+    assert metrics["eval_new_loss"] == pytest.approx(metrics["eval_new_task_loss/third"])  # one task: eq. 2 = its mean
