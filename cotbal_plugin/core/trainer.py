@@ -109,6 +109,11 @@ class CotbalTrainerMixin:
     """
 
     cotbal: CotbalSettings
+    # the end of the error raised when a step holds labels without task ids: how that happens with this front end
+    _cb_untagged_hint = (
+        "The data was prepared without the plugin (a tokenized_path cache, a custom data path, or a collator that "
+        "rebuilt the labels); rebuild it with loss: cotbal."
+    )
 
     # ------------------------------------------------------------------------------------------------ setup
     def _cotbal_setup(self, settings: CotbalSettings) -> None:
@@ -212,9 +217,8 @@ class CotbalTrainerMixin:
         counts = host[:n].copy()
         if host[m] > 0:
             raise CotbalConfigError(
-                f"loss: cotbal: {int(host[m])} supervised token(s) in this step carry no task id. The data was "
-                "prepared without the plugin (a tokenized_path cache, a custom data path, or a collator that rebuilt "
-                "the labels); rebuild it with loss: cotbal."
+                f"loss: cotbal: {int(host[m])} supervised token(s) in this step carry no task id. "
+                + self._cb_untagged_hint
             )
         if host[n:m].sum() > 0:
             raise RuntimeError(
