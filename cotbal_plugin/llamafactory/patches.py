@@ -122,6 +122,20 @@ def _check_run_args(run: state.CotbalRun, model_args: Any) -> None:
     from ..core.config import check_training_args
 
     check_training_args(training_args)
+    if (
+        getattr(model_args, "moe_aux_loss_coef", None)
+        and not getattr(model_args, "disable_gradient_checkpointing", False)
+        and getattr(model_args, "use_reentrant_gc", True)
+    ):
+        import warnings
+
+        warnings.warn(
+            "moe_aux_loss_coef has no effect on the gradients with LLaMA-Factory's default reentrant gradient "
+            "checkpointing (the router logits are recorded inside the checkpoint's no-grad forward; stock training "
+            "is affected the same way). Set `use_reentrant_gc: false` (or `disable_gradient_checkpointing: true`) "
+            "for the router load-balancing loss to train.",
+            stacklevel=2,
+        )
 
 
 def patch_loader(module: ModuleType) -> None:
