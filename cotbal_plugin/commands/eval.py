@@ -15,12 +15,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--manifest", help="manifest.json of `cotbal plan`: evaluates all its prediction files")
     parser.add_argument(
-        "--pred", action="append", metavar="RUN/TASK=FILE",
-        help="a prediction file of run RUN on task TASK (repeatable; several per RUN/TASK are averaged)",
+        "--pred", action="append", metavar="RUN/TASK[/DATASET]=FILE",
+        help="a prediction file of run RUN on task TASK (validation dataset DATASET); repeatable, several per "
+        "RUN/TASK are combined (--group-combine)",
     )  # fmt: skip
     parser.add_argument(
-        "--metric", action="append", metavar="TASK=METRIC[,METRIC]",
-        help=f"metric(s) of a task, first = primary (overrides the manifest); one of: {', '.join(METRICS)}",
+        "--metric", action="append", metavar="KEY=METRIC[,METRIC]",
+        help="metric(s) of a task or of one validation dataset (KEY), first = primary; overrides the manifest and "
+        f"dataset_info.json; one of: {', '.join(METRICS)}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--group-combine", choices=["mean", "size"], default="mean",
+        help="score of a task with several validation datasets: mean of their scores (default) or weighted by "
+        "their number of predictions",
     )  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, help="scores.json to write")
     parser.add_argument("--details", type=Path, help="all metrics per run/task (default: <out>.details.json)")
@@ -30,32 +37,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _files(args: argparse.Namespace):
     from cotbal_plugin.probe.cliargs import key_values
     from cotbal_plugin.probe.errors import ProbeError
-    from cotbal_plugin.probe.evaluate import PredictionFile
+    from cotbal_plugin.probe.evaluate import PredictionFile, metrics_from_manifest, resolve_metrics
     from cotbal_plugin.probe.plan import load_manifest
 
     files: list[PredictionFile] = []
     metrics: dict[str, list[str]] = {}
+    dataset_metrics: dict[str, list[str]] = {}
     if args.manifest:
         manifest = load_manifest(args.manifest)
-        metrics.update({t: list(spec["metrics"]) for t, spec in manifest["tasks"].items()})
+        metrics, dataset_metrics = metrics_from_manifest(manifest)
         files += [PredictionFile(p["run"], p["task"], Path(p["file"]), p["dataset"]) for p in manifest["predictions"]]
     for key, paths in key_values(args.pred, "--pred").items():
-        run, sep, task = key.partition("/")
-        if not sep or not run or not task or "/" in task:
-            raise ProbeError(f"--pred expects RUN/TASK=FILE, got key {key!r}.")
-        files += [PredictionFile(run, task, Path(p)) for p in paths]
+        parts = key.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ProbeError(f"--pred expects RUN/TASK=FILE or RUN/TASK/DATASET=FILE, got key {key!r}.")
+        files += [PredictionFile(parts[0], parts[1], Path(p), parts[2] if len(parts) == 3 else "") for p in paths]
     if not files:
         raise ProbeError("nothing to evaluate: pass --manifest <plan>/manifest.json or --pred RUN/TASK=FILE.")
-    metrics.update(key_values(args.metric, "--metric"))
-    return files, metrics
+    metrics, dataset_metrics = resolve_metrics(files, metrics, dataset_metrics, key_values(args.metric, "--metric"))
+    return files, metrics, dataset_metrics
 
 
 def run(args: argparse.Namespace) -> int:
     """Score every prediction file and write scores.json and its details."""
     from cotbal_plugin.probe.evaluate import evaluate, write_json
 
-    files, metrics = _files(args)
-    scores, details = evaluate(files, metrics, progress=not args.no_progress)
+    files, metrics, dataset_metrics = _files(args)
+    scores, details = evaluate(
+        files,
+        metrics,
+        progress=not args.no_progress,
+        dataset_metrics=dataset_metrics,
+        group_combine=args.group_combine,
+    )
     details_path = args.details or args.out.with_suffix(".details.json")
     write_json(args.out, scores)
     write_json(details_path, details)
