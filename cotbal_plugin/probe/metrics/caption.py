@@ -15,7 +15,7 @@ metric          tokenisation                 protocol
 ``gleu``        :func:`.text.words`          corpus GLEU (NLTK ``corpus_gleu``, n-grams 1-4)
 =============== ============================ =============================================================
 
-CIDEr-D is computed by :mod:`.cider` (vectorised, equal to pycocoevalcap's ``Cider`` to 1e-9, 5-10x faster).
+CIDEr-D is computed by :mod:`.ciderd` (vectorised, equal to pycocoevalcap's ``Cider`` to 1e-9, 5-10x faster).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .base import MetricResult, all_references
-from .cider import cider_d
+from .ciderd import cider_d
 from .ptb import ptb_tokenize
 from .text import tokenize
 

@@ -20,7 +20,7 @@ unusual ones:
   is the mean over items.
 
 Where pycocoevalcap fails (every reference empty: ``max()`` of an empty sequence), every score here is 0.
-``tests/probe/metrics/test_cider.py`` compares both implementations on random and adversarial corpora of several
+``tests/probe/metrics/test_ciderd.py`` compares both implementations on random and adversarial corpora of several
 sizes (agreement to 1e-9).
 """
 
@@ -47,25 +47,71 @@ def _word_ids(sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
     return ids, lengths, max(len(vocab), 1)
 
 
+def _gram_ids_packed(flat: np.ndarray, end_of_tok: np.ndarray, vocab_size: int) -> list[np.ndarray]:
+    """n-gram ids of every position for orders 1..4 from ONE sort (vocabulary small enough to pack 4 word ids).
+
+    The 4 words starting at each position (a padding id past the sentence end) are packed into one int64 key;
+    after sorting the keys, the k-gram id changes exactly where the key's first k words change.
+    """
+    n_tok = flat.size
+    base = vocab_size + 1  # id ``vocab_size`` pads the windows that run past their sentence
+    positions = np.arange(n_tok, dtype=np.int64)
+    key = np.zeros(n_tok, dtype=np.int64)
+    for k in range(N_ORDERS):
+        index = positions + k
+        word = np.where(index < end_of_tok, flat[np.minimum(index, n_tok - 1)], vocab_size)
+        key = key * base + word
+    order = np.argsort(key)
+    sorted_key = key[order]
+    grams = []
+    for k in range(1, N_ORDERS + 1):
+        prefix = sorted_key // base ** (N_ORDERS - k)
+        new = np.empty(n_tok, dtype=bool)
+        new[:1] = True
+        np.not_equal(prefix[1:], prefix[:-1], out=new[1:])
+        gram = np.empty(n_tok, dtype=np.int64)
+        gram[order] = np.cumsum(new) - 1
+        gram[positions + k - 1 >= end_of_tok] = -1  # windows that cross the sentence end
+        grams.append(gram)
+    return grams
+
+
+def _gram_ids_iterative(flat: np.ndarray, end_of_tok: np.ndarray, vocab_size: int) -> list[np.ndarray]:
+    """n-gram ids of every position for orders 1..4, one sort per order (any vocabulary size)."""
+    n_tok = flat.size
+    positions = np.arange(n_tok, dtype=np.int64)
+    grams = [flat]
+    gram = flat  # id of the n-gram starting at each position, -1 where it would cross the sentence end
+    for k in range(2, N_ORDERS + 1):
+        valid = (gram >= 0) & (positions + k - 1 < end_of_tok)
+        last = flat[np.minimum(positions + k - 1, max(n_tok - 1, 0))]
+        # (id of the (k-1)-gram prefix, last word) identifies the k-gram; prefix ids < n_tok, word ids < vocab
+        key = np.where(valid, gram * vocab_size + last, -1)
+        uniq, inverse = np.unique(key, return_inverse=True)
+        gram = np.where(valid, inverse.reshape(-1) - (1 if uniq.size and uniq[0] < 0 else 0), -1)
+        grams.append(gram)
+    return grams
+
+
+PACKED_MAX_VOCAB = 55_107  # (55_107 + 1) ** 4 < 2 ** 63
+
+
 def _ngram_matrices(sentences: Sequence[str]) -> tuple[list[sp.csr_matrix], np.ndarray]:
-    """Term-frequency matrices (sentences × distinct n-grams), one per order 1..4, and the sentences' lengths."""
+    """Term-frequency matrices (sentences × n-gram ids), one per order 1..4, and the sentences' lengths."""
     flat, lengths, vocab_size = _word_ids(sentences)
-    n_sent, n_tok = len(sentences), flat.size
+    n_sent = len(sentences)
     sent_of_tok = np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
     end_of_tok = np.repeat(np.cumsum(lengths), lengths)  # one past the last token of the token's sentence
-    positions = np.arange(n_tok, dtype=np.int64)
+    if flat.size == 0:
+        grams = [flat] * N_ORDERS
+    elif vocab_size <= PACKED_MAX_VOCAB:
+        grams = _gram_ids_packed(flat, end_of_tok, vocab_size)
+    else:
+        grams = _gram_ids_iterative(flat, end_of_tok, vocab_size)
     matrices = []
-    gram = flat  # id of the n-gram starting at each position (order k), -1 where it would cross the sentence end
-    for k in range(1, N_ORDERS + 1):
-        if k > 1:
-            valid = (gram >= 0) & (positions + k - 1 < end_of_tok)
-            last = flat[np.minimum(positions + k - 1, max(n_tok - 1, 0))]
-            # (id of the (k-1)-gram prefix, last word) identifies the k-gram; prefix ids < n_tok, word ids < vocab
-            key = np.where(valid, gram * vocab_size + last, -1)
-            uniq, inverse = np.unique(key, return_inverse=True)
-            gram = np.where(valid, inverse.reshape(-1) - (1 if uniq.size and uniq[0] < 0 else 0), -1)
+    for gram in grams:
         keep = gram >= 0
-        n_grams = int(gram[keep].max()) + 1 if keep.any() else 0
+        n_grams = int(gram.max()) + 1 if keep.any() else 0
         counts = sp.csr_matrix(
             (np.ones(int(keep.sum()), dtype=np.float64), (sent_of_tok[keep], gram[keep])), shape=(n_sent, n_grams)
         )

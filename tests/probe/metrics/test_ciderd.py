@@ -10,13 +10,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocoevalcap.cider.cider import Cider
 
+from cotbal_plugin.probe.metrics import ciderd as cider_module
 from cotbal_plugin.probe.metrics import score
-from cotbal_plugin.probe.metrics.cider import cider_d, cider_d_scores
+from cotbal_plugin.probe.metrics.ciderd import cider_d, cider_d_scores
 
 WORDS = (
     "a the man woman dog cat red blue green small large sits runs on in near under table street grass car bike "
     "holding wearing two three white black young old standing next to building tree water sky field room"
 ).split()
+
+
+@pytest.fixture(params=["packed", "iterative"])
+def ngram_path(request, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of numbering n-grams: one packed sort (vocabulary <= 55,107 words) and one sort per order."""
+    if request.param == "iterative":
+        monkeypatch.setattr(cider_module, "PACKED_MAX_VOCAB", 0)
+    return request.param
 
 
 def reference(preds: list[str], refs: list[list[str]]) -> tuple[float, np.ndarray]:
@@ -49,13 +58,15 @@ def random_corpus(rng: random.Random, n: int, max_words: int, max_refs: int, voc
     ("n", "max_words", "max_refs", "vocab_size"),
     [(1, 6, 1, 5), (2, 4, 2, 3), (7, 12, 5, 8), (50, 20, 3, 40), (500, 30, 5, 40), (300, 100, 1, 2000)],
 )
-def test_random_corpora_equal_pycocoevalcap(n: int, max_words: int, max_refs: int, vocab_size: int) -> None:
+def test_random_corpora_equal_pycocoevalcap(
+    n: int, max_words: int, max_refs: int, vocab_size: int, ngram_path: str
+) -> None:
     rng = random.Random(n * 1000 + max_words)
     vocab = WORDS[:vocab_size] if vocab_size <= len(WORDS) else [f"w{k}" for k in range(vocab_size)]
     assert_same(*random_corpus(rng, n, max_words, max_refs, vocab))
 
 
-def test_adversarial_corpus_equals_pycocoevalcap() -> None:
+def test_adversarial_corpus_equals_pycocoevalcap(ngram_path: str) -> None:
     preds = [
         "",  # empty prediction
         "a",  # one word: no bigram, so length 0 in the Gaussian penalty
@@ -82,6 +93,15 @@ def test_adversarial_corpus_equals_pycocoevalcap() -> None:
     ]
     for k in range(len(refs)):
         refs[k] = [*refs[k], "the"] if k % 2 else refs[k]
+    assert_same(preds, refs)
+
+
+def test_vocabulary_too_large_to_pack() -> None:
+    rng = random.Random(7)
+    vocab = [f"w{k}" for k in range(cider_module.PACKED_MAX_VOCAB + 10_000)]
+    preds = [" ".join(vocab[k * 100 : (k + 1) * 100]) for k in range(602)]  # 60,200 distinct words
+    refs = [[" ".join(rng.sample(p.split(), 60) + rng.sample(vocab, 40))] for p in preds]
+    assert len({w for p in preds for w in p.split()}) > cider_module.PACKED_MAX_VOCAB
     assert_same(preds, refs)
 
 
