@@ -67,8 +67,8 @@ def get_metric(name: str) -> Metric:
     if guess is None:
         close = difflib.get_close_matches(name.lower(), list(METRICS), n=1)
         guess = close[0] if close else None
-    hint = f" (did you mean {guess!r}?)" if guess else ""
-    raise ProbeError(f"unknown metric {name!r}{hint}; valid metrics: {', '.join(METRICS)}.") from None
+    hint = f" Did you mean {guess!r}?" if guess else ""
+    raise ProbeError(f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}.{hint}") from None
 
 
 def score(name: str, predictions: Sequence[str], labels: Sequence[str]) -> MetricResult:

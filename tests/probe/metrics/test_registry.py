@@ -22,13 +22,15 @@ def test_aliases_point_to_real_metrics() -> None:
 
 
 def test_unknown_metric_names_the_likely_one() -> None:
-    with pytest.raises(ProbeError, match=r"unknown metric 'IoU' \(did you mean 'iou_acc'\?\); valid metrics: em, vqa"):
+    with pytest.raises(
+        ProbeError, match=r"^unknown metric 'IoU'; valid metrics: em, vqa, .*, miou\. Did you mean 'iou_acc'\?$"
+    ):
         get_metric("IoU")
-    with pytest.raises(ProbeError, match=r"unknown metric 'CIDEr' \(did you mean 'cider'\?\)"):
+    with pytest.raises(ProbeError, match=r"unknown metric 'CIDEr'; .* Did you mean 'cider'\?$"):
         get_metric("CIDEr")
-    with pytest.raises(ProbeError, match=r"unknown metric 'cidr_coco' \(did you mean 'cider_coco'\?\)"):
+    with pytest.raises(ProbeError, match=r"unknown metric 'cidr_coco'; .* Did you mean 'cider_coco'\?$"):
         get_metric("cidr_coco")
-    with pytest.raises(ProbeError, match=r"^unknown metric 'zzz'; valid metrics: em, vqa, cider"):
+    with pytest.raises(ProbeError, match=r"^unknown metric 'zzz'; valid metrics: em, vqa, cider.*, miou\.$"):
         get_metric("zzz")
 
 
@@ -41,7 +43,7 @@ def test_references_from_json_list() -> None:
 
 
 def test_bad_calls() -> None:
-    with pytest.raises(ProbeError, match=r"unknown metric 'accuracy' \(did you mean 'em'\?\); valid metrics: em, vqa"):
+    with pytest.raises(ProbeError, match=r"unknown metric 'accuracy'; valid metrics: em, vqa, .* Did you mean 'em'\?"):
         score("accuracy", ["a"], ["a"])
     with pytest.raises(ProbeError, match="2 predictions but 1 labels"):
         score("em", ["a", "b"], ["a"])
