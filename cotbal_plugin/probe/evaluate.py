@@ -128,7 +128,7 @@ def resolve_metrics(
     that dataset's. Returns ``(task_metrics, dataset_metrics)``.
 
     Raises:
-        ProbeError: a KEY that names neither a task nor a dataset of the prediction files.
+        ProbeError: a KEY that names neither a task nor a dataset of the prediction files, an unknown metric.
     """
     tasks = {f.task for f in files}
     datasets = {f.dataset for f in files if f.dataset}
@@ -140,6 +140,12 @@ def resolve_metrics(
             f"--metric names {unknown}, neither a task nor a validation dataset of the prediction files; "
             f"tasks: {sorted(tasks)}, datasets: {sorted(datasets) or 'none named'}."
         )
+    for key, names in overrides.items():
+        for name in names:
+            try:
+                get_metric(name)
+            except ProbeError as err:
+                raise ProbeError(f"--metric {key}={','.join(names)}: {err}") from None
     for key, names in overrides.items():
         if key in tasks:
             by_task[key] = list(names)

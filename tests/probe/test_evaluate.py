@@ -137,6 +137,8 @@ def test_resolve_metrics_precedence() -> None:
     assert datasets == {"vis_val": ["em"]}
     with pytest.raises(ProbeError, match=r"--metric names \['vqa'\], neither a task nor a validation dataset"):
         resolve_metrics(files, manifest_tasks, manifest_datasets, {"vqa": ["em"]})
+    with pytest.raises(ProbeError, match=r"^--metric m30k_val=gleu,blue: unknown metric 'blue'; .* 'bleu'\?$"):
+        resolve_metrics(files, manifest_tasks, manifest_datasets, {"m30k_val": ["gleu", "blue"]})
 
 
 def test_metrics_from_manifest(tmp_path: Path) -> None:
