@@ -47,50 +47,61 @@ def _word_ids(sentences: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
     return ids, lengths, max(len(vocab), 1)
 
 
-def _gram_ids_packed(flat: np.ndarray, end_of_tok: np.ndarray, vocab_size: int) -> list[np.ndarray]:
-    """n-gram ids of every position for orders 1..4 from ONE sort (vocabulary small enough to pack 4 word ids).
+def _grams_packed(
+    flat: np.ndarray, sent_of_tok: np.ndarray, room: np.ndarray, vocab_size: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(sentence, n-gram id) of every n-gram occurrence, orders 1..4, from ONE sort of packed 4-word windows.
 
-    The 4 words starting at each position (a padding id past the sentence end) are packed into one int64 key;
-    after sorting the keys, the k-gram id changes exactly where the key's first k words change.
+    ``room[p]`` is the number of tokens from position p to the end of its sentence. The 4 words starting at each
+    position (a padding id past the sentence end) are packed into one int64 key; in key order, the k-gram id
+    changes exactly where the key's first k words change. Entries stay in key order (the sparse matrix does not
+    need them sorted by sentence).
     """
     n_tok = flat.size
     base = vocab_size + 1  # id ``vocab_size`` pads the windows that run past their sentence
-    positions = np.arange(n_tok, dtype=np.int64)
-    key = np.zeros(n_tok, dtype=np.int64)
-    for k in range(N_ORDERS):
-        index = positions + k
-        word = np.where(index < end_of_tok, flat[np.minimum(index, n_tok - 1)], vocab_size)
-        key = key * base + word
+    pad = N_ORDERS - 1
+    # the tokens with N_ORDERS - 1 padding ids after each sentence, so that every window is a slice
+    padded = np.full(n_tok + pad * (int(sent_of_tok[-1]) + 1), vocab_size, dtype=np.int64)
+    where = np.arange(n_tok, dtype=np.int64) + pad * sent_of_tok
+    padded[where] = flat
+    key = padded[: padded.size - pad].copy()
+    for k in range(1, N_ORDERS):
+        key *= base
+        key += padded[k : padded.size - pad + k]
+    key = key[where]
     order = np.argsort(key)
     sorted_key = key[order]
-    grams = []
-    for k in range(1, N_ORDERS + 1):
+    rows = sent_of_tok[order]
+    room_sorted = room[order]
+    out = [(sent_of_tok, flat)]  # unigrams: the word ids themselves
+    new = np.empty(n_tok, dtype=bool)
+    new[:1] = True
+    for k in range(2, N_ORDERS + 1):
         prefix = sorted_key // base ** (N_ORDERS - k)
-        new = np.empty(n_tok, dtype=bool)
-        new[:1] = True
         np.not_equal(prefix[1:], prefix[:-1], out=new[1:])
-        gram = np.empty(n_tok, dtype=np.int64)
-        gram[order] = np.cumsum(new) - 1
-        gram[positions + k - 1 >= end_of_tok] = -1  # windows that cross the sentence end
-        grams.append(gram)
-    return grams
+        ids = np.cumsum(new) - 1
+        valid = room_sorted >= k  # windows that do not cross the sentence end
+        out.append((rows[valid], ids[valid]))
+    return out
 
 
-def _gram_ids_iterative(flat: np.ndarray, end_of_tok: np.ndarray, vocab_size: int) -> list[np.ndarray]:
-    """n-gram ids of every position for orders 1..4, one sort per order (any vocabulary size)."""
+def _grams_iterative(
+    flat: np.ndarray, sent_of_tok: np.ndarray, room: np.ndarray, vocab_size: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(sentence, n-gram id) of every n-gram occurrence, orders 1..4, one sort per order (any vocabulary size)."""
     n_tok = flat.size
     positions = np.arange(n_tok, dtype=np.int64)
-    grams = [flat]
+    out = [(sent_of_tok, flat)]
     gram = flat  # id of the n-gram starting at each position, -1 where it would cross the sentence end
     for k in range(2, N_ORDERS + 1):
-        valid = (gram >= 0) & (positions + k - 1 < end_of_tok)
-        last = flat[np.minimum(positions + k - 1, max(n_tok - 1, 0))]
+        valid = room >= k
+        last = flat[np.minimum(positions + k - 1, n_tok - 1)]
         # (id of the (k-1)-gram prefix, last word) identifies the k-gram; prefix ids < n_tok, word ids < vocab
         key = np.where(valid, gram * vocab_size + last, -1)
         uniq, inverse = np.unique(key, return_inverse=True)
         gram = np.where(valid, inverse.reshape(-1) - (1 if uniq.size and uniq[0] < 0 else 0), -1)
-        grams.append(gram)
-    return grams
+        out.append((sent_of_tok[valid], gram[valid]))
+    return out
 
 
 PACKED_MAX_VOCAB = 55_107  # (55_107 + 1) ** 4 < 2 ** 63
@@ -101,20 +112,17 @@ def _ngram_matrices(sentences: Sequence[str]) -> tuple[list[sp.csr_matrix], np.n
     flat, lengths, vocab_size = _word_ids(sentences)
     n_sent = len(sentences)
     sent_of_tok = np.repeat(np.arange(n_sent, dtype=np.int64), lengths)
-    end_of_tok = np.repeat(np.cumsum(lengths), lengths)  # one past the last token of the token's sentence
+    room = np.repeat(np.cumsum(lengths), lengths) - np.arange(flat.size, dtype=np.int64)  # tokens left, this one too
     if flat.size == 0:
-        grams = [flat] * N_ORDERS
+        grams = [(flat, flat)] * N_ORDERS
     elif vocab_size <= PACKED_MAX_VOCAB:
-        grams = _gram_ids_packed(flat, end_of_tok, vocab_size)
+        grams = _grams_packed(flat, sent_of_tok, room, vocab_size)
     else:
-        grams = _gram_ids_iterative(flat, end_of_tok, vocab_size)
+        grams = _grams_iterative(flat, sent_of_tok, room, vocab_size)
     matrices = []
-    for gram in grams:
-        keep = gram >= 0
-        n_grams = int(gram.max()) + 1 if keep.any() else 0
-        counts = sp.csr_matrix(
-            (np.ones(int(keep.sum()), dtype=np.float64), (sent_of_tok[keep], gram[keep])), shape=(n_sent, n_grams)
-        )
+    for rows, cols in grams:
+        n_grams = int(cols.max()) + 1 if cols.size else 0
+        counts = sp.csr_matrix((np.ones(cols.size), (rows, cols)), shape=(n_sent, n_grams))
         counts.sum_duplicates()
         matrices.append(counts)
     return matrices, lengths
