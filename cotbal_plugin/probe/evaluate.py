@@ -7,7 +7,7 @@ Benchmark's groups), each dataset possibly with its own metric.
 
 * **Metric of a file**: the metrics named for its validation dataset (``--metric DATASET=...``, or the dataset's
   ``cotbal_metric`` in dataset_info.json) if any, else those of its task; the first is the file's primary metric.
-* **Score of a task** (``scores.json``): the primary scores of its files combined by ``combine``: ``"mean"``
+* **Score of a task** (``scores.json``): the primary scores of its files combined by ``group_combine``: ``"mean"``
   (default: every validation dataset counts the same) or ``"size"`` (weighted by the number of predictions;
   for ``em`` / ``vqa`` / ``iou_acc`` this is the score of the pooled predictions).
 * **Details** (``{run: {task: {...}}}``): every metric that all files of the task were scored with (combined the
