@@ -74,6 +74,8 @@ setup(
         "matplotlib",
         "nltk",
         "pycocoevalcap",
+        "regex",  # Unicode-aware word tokens of the text metrics
+        "scipy",  # vectorised CIDEr-D (scipy.sparse)
         "pillow",
         "jieba",  # LLaMA-Factory's predict_with_generate metrics import these two
         "rouge-chinese",

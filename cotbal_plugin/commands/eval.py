@@ -26,12 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--manifest", metavar="FILE", help="manifest.json of `cotbal plan` (or its folder): all its prediction files"
     )
     parser.add_argument(
-        "--pred", action="append", metavar="RUN/TASK=FILE",
-        help="a prediction file of run RUN on task TASK (repeatable; several per RUN/TASK are averaged)",
+        "--pred", action="append", metavar="RUN/TASK[/DATASET]=FILE",
+        help="a prediction file of run RUN on task TASK (validation dataset DATASET); repeatable, several per "
+        "RUN/TASK are combined (--group-combine)",
     )  # fmt: skip
     parser.add_argument(
-        "--metric", action="append", metavar="TASK=METRIC[,METRIC]",
-        help=f"metric(s) of a task, first = primary (overrides the manifest); one of: {', '.join(METRICS)}",
+        "--metric", action="append", metavar="KEY=METRIC[,METRIC]",
+        help="metric(s) of a task or of one validation dataset (KEY), first = primary; overrides the manifest and "
+        f"dataset_info.json; one of: {', '.join(METRICS)}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--group-combine", choices=["mean", "size"], default="mean",
+        help="score of a task with several validation datasets: mean of their scores (default) or weighted by "
+        "their number of predictions",
     )  # fmt: skip
     parser.add_argument(
         "--out", required=True, type=output_file, metavar="FILE", help="scores.json to write (- for stdout)"
@@ -45,31 +52,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _files(args: argparse.Namespace):
     from cotbal_plugin.probe.cliargs import key_values
     from cotbal_plugin.probe.errors import ProbeError
-    from cotbal_plugin.probe.evaluate import PredictionFile
+    from cotbal_plugin.probe.evaluate import PredictionFile, metrics_from_manifest, resolve_metrics
     from cotbal_plugin.probe.plan import load_manifest
 
     files: list[PredictionFile] = []
     metrics: dict[str, list[str]] = {}
+    dataset_metrics: dict[str, list[str]] = {}
     if args.manifest:
         manifest = load_manifest(args.manifest)
-        metrics.update({t: list(spec["metrics"]) for t, spec in manifest["tasks"].items()})
+        metrics, dataset_metrics = metrics_from_manifest(manifest)
         files += [
             PredictionFile(p["run"], p["task"], Path(p["file"]), p.get("dataset", "")) for p in manifest["predictions"]
         ]
     for key, paths in key_values(args.pred, "--pred").items():
-        run, sep, task = key.partition("/")
-        if not sep or not run or not task or "/" in task:
-            raise ProbeError(f"--pred expects RUN/TASK=FILE, got key {key!r}.")
-        files += [PredictionFile(run, task, Path(p)) for p in paths]
+        parts = key.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ProbeError(f"--pred expects RUN/TASK=FILE or RUN/TASK/DATASET=FILE, got key {key!r}.")
+        files += [PredictionFile(parts[0], parts[1], Path(p), parts[2] if len(parts) == 3 else "") for p in paths]
     if not files:
         raise ProbeError("nothing to evaluate: pass --manifest <plan>/manifest.json or --pred RUN/TASK=FILE.")
-    given = key_values(args.metric, "--metric")
-    scored = sorted({f.task for f in files})
-    unknown = sorted(set(given) - set(scored))
-    if unknown:
-        raise ProbeError(f"--metric names task(s) {unknown} without prediction files; tasks to score: {scored}.")
-    metrics.update(given)
-    return files, metrics
+    metrics, dataset_metrics = resolve_metrics(files, metrics, dataset_metrics, key_values(args.metric, "--metric"))
+    return files, metrics, dataset_metrics
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,8 +89,14 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
     if details_path is not None:
         check_output_file(details_path, "--details")
-    files, metrics = _files(args)
-    scores, details = evaluate(files, metrics, progress=progress_of(args))
+    files, metrics, dataset_metrics = _files(args)
+    scores, details = evaluate(
+        files,
+        metrics,
+        progress=progress_of(args),
+        dataset_metrics=dataset_metrics,
+        group_combine=args.group_combine,
+    )
     write_json(args.out, scores, "--out")
     if details_path is not None:
         write_json(details_path, details, "--details")
