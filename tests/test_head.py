@@ -112,6 +112,20 @@ def test_bf16_loss_and_gradients_close_to_the_full_logits_path(kind):
         assert _rel(got[3][name], ref[3][name], _floor(ref[3])) < 1e-2, name
 
 
+def test_fp32_weights_under_bf16_autocast_match_the_full_logits_path():
+    """LLaMA-Factory's full fine-tuning: float32 trainable weights, bf16 autocast. The fused head computes its
+    logits in the autocast dtype, as F.linear does under autocast, and returns float32 gradients."""
+    model = _model("llama")
+    inputs, encoded = _inputs("llama")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = _full_path(model, inputs, encoded)
+        got = _fused_path(model, inputs, encoded)
+    assert float(got[0]) == pytest.approx(float(ref[0]), rel=2e-3)
+    for name in ref[3]:
+        assert got[3][name].dtype == torch.float32
+        assert _rel(got[3][name], ref[3][name], _floor(ref[3])) < 1e-2, name
+
+
 def test_peft_lora_frozen_head_gets_no_weight_gradient():
     from peft import LoraConfig, get_peft_model
 
