@@ -20,8 +20,9 @@ positions are processed (ignored ones get weight 0 — compacting the valid toke
 number), per-task sums use ``index_add_``.
 
 Memory: a chunk's float32 logits are bounded by ``budget_bytes`` (256 MiB by default, see
-:func:`auto_chunk_tokens`); peak extra memory in the loss is about 1.5 × that (float32 logits + the gradient in
-the compute dtype), plus the stored gradients (hidden-sized, and the weight-sized float32 accumulator when the
+:func:`auto_chunk_tokens`); log-sum-exp, soft-max and its gradient are computed in place in that buffer, so the
+peak extra memory in the loss is that buffer plus, for bf16/fp16, the chunk's logits and gradient in the compute
+dtype (1.5 × in all), plus the stored gradients (hidden-sized, and the weight-sized float32 accumulator when the
 weight requires a gradient — skipped for a frozen output layer, as with LoRA).
 """
 
@@ -62,15 +63,22 @@ def compute_dtype_for(weight: torch.Tensor) -> torch.dtype:
     return weight.dtype
 
 
-def _accumulate_weight_grad(acc: torch.Tensor, grad_logits: torch.Tensor, hidden: torch.Tensor) -> None:
-    """``acc += grad_logits.T @ hidden`` with products of compute-dtype operands accumulated in float32."""
+def _accumulate_weight_grad(
+    acc: torch.Tensor, grad_logits: torch.Tensor, hidden: torch.Tensor, scratch: torch.Tensor
+) -> None:
+    """``acc += grad_logits.T @ hidden``: products of the compute-dtype operands, accumulated in float32.
+
+    ``scratch`` is the chunk's float32 ``[chunk, vocab]`` buffer (free at this point): on the CPU the rounded
+    low-precision gradient is copied into it rather than into a new float32 tensor.
+    """
     if grad_logits.dtype == torch.float32:
         acc.addmm_(grad_logits.t(), hidden.float())
     elif acc.is_cuda and torch.cuda.get_device_capability(acc.device)[0] >= 8:
         # bf16/fp16 tensor cores with a float32 output (the same products as the unfused path's GEMM)
         torch.addmm(acc, grad_logits.t(), hidden, out_dtype=torch.float32, out=acc)
     else:  # CPU and older GPUs: the exact float32 product of the (already rounded) low-precision operands
-        acc.addmm_(grad_logits.float().t(), hidden.float())
+        scratch.copy_(grad_logits)
+        acc.addmm_(scratch.t(), hidden.float())
 
 
 class _FusedLinearWeightedNLL(torch.autograd.Function):
@@ -104,22 +112,25 @@ class _FusedLinearWeightedNLL(torch.autograd.Function):
                 end = min(start + chunk_tokens, tokens)
                 h = hidden[start:end].to(compute_dtype)
                 logits = torch.nn.functional.linear(h, w, b)
-                z = logits.float()  # a view when the compute dtype is float32: modified in place below
+                z = logits.float()  # the logits themselves when the compute dtype is float32
                 del logits
-                lse = torch.logsumexp(z, dim=-1)
+                # log-sum-exp and soft-max in place: no second [chunk, vocab] float32 tensor
+                z.sub_(z.amax(dim=-1, keepdim=True))
                 tgt = safe_targets[start:end, None]
-                nll[start:end] = lse - z.gather(1, tgt).squeeze(1)
+                target_logit = z.gather(1, tgt)
+                z.exp_()
+                sum_exp = z.sum(dim=-1, keepdim=True)
+                nll[start:end] = (sum_exp.log() - target_logit).squeeze(1)
                 if not need_any:
                     continue
-                row_w = token_weights[start:end, None]
-                z.sub_(lse[:, None]).exp_()  # soft-max
+                z.div_(sum_exp)  # soft-max
                 z.scatter_add_(1, tgt, torch.full_like(tgt, -1, dtype=z.dtype))  # - onehot(target)
-                z.mul_(row_w)  # × λ of the token (0 for ignored positions)
+                z.mul_(token_weights[start:end, None])  # × λ of the token (0 for ignored positions)
                 g = z.to(compute_dtype) if compute_dtype != torch.float32 else z
                 if need_hidden:
                     grad_hidden[start:end] = g @ w
                 if need_weight:
-                    _accumulate_weight_grad(grad_weight, g, h)
+                    _accumulate_weight_grad(grad_weight, g, h, z)
                 if need_bias:
                     grad_bias.add_(g.sum(dim=0, dtype=torch.float32))
                 del z, g
