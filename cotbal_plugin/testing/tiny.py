@@ -218,3 +218,10 @@ def tiny_llava_model(
     )
     torch.manual_seed(seed)
     return LlavaForConditionalGeneration(config)
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> object:
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts`` (+ the usual chat words), ``template:
+    default``-compatible; its length may stay below ``vocab_size`` when the texts are few (a model's vocabulary can be
+    larger than its tokenizer: the extra rows are simply never targets)."""
+    return _train_tokenizer(_base_texts(texts), vocab_size, [])
