@@ -306,3 +306,71 @@ def _mrope(hidden_size: int, heads: int) -> list[int]:
         raise ValueError(f"head_dim {hidden_size // heads} is too small for multimodal RoPE (needs ≥ 6)")
     hw = max(1, 3 * half // 8)
     return [half - 2 * hw, hw, hw]
+
+
+def tiny_llama_model(
+    vocab_size: int = 96, hidden_size: int = 32, num_layers: int = 2, tie_word_embeddings: bool = False, seed: int = 0
+) -> object:
+    """An in-memory random-init ``LlamaForCausalLM`` (no tokenizer, nothing saved): for model-level unit tests."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=tie_word_embeddings,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def tiny_llava_model(
+    vocab_size: int = 96, hidden_size: int = 32, num_layers: int = 2, image_size: int = 28, seed: int = 0
+) -> object:
+    """An in-memory random-init ``LlavaForConditionalGeneration`` (CLIP tower, 4 image tokens per 28×28 image).
+
+    The image token id is ``vocab_size - 1``; put ``(image_size // 14) ** 2`` of them per image in ``input_ids``.
+    """
+    import torch
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    vision = CLIPVisionConfig(
+        image_size=image_size,
+        patch_size=14,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        projection_dim=hidden_size,
+    )
+    text = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=vocab_size - 1,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    torch.manual_seed(seed)
+    return LlavaForConditionalGeneration(config)
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> object:
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts`` (+ the usual chat words), ``template:
+    default``-compatible; its length may stay below ``vocab_size`` when the texts are few (a model's vocabulary can be
+    larger than its tokenizer: the extra rows are simply never targets)."""
+    return _train_tokenizer(_base_texts(texts), vocab_size, [])
