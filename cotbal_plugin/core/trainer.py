@@ -27,8 +27,8 @@ therefore always holds it.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import warnings
 from typing import Any
 
 import numpy as np
@@ -37,8 +37,8 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from ..loss import task_token_counts, vitw_denominator, weighted_nll_sum
-from ..task_labels import IGNORE_INDEX, TASK_STRIDE, strip_task_ids
+from ..loss import task_token_counts, untasked_token_count, vitw_denominator, weighted_nll_sum
+from ..task_labels import TASK_STRIDE, strip_task_ids
 from ..weighting import build_weighting
 from ..weights_file import CotbalConfigError
 from .config import OBSERVING_WEIGHTINGS, CotbalSettings, check_training_args
@@ -46,6 +46,7 @@ from .config import OBSERVING_WEIGHTINGS, CotbalSettings, check_training_args
 STATE_KEY = "CotbalWeightingState"  # name of the callback state in trainer_state.json
 LEGACY_STATE_FILE = "cotbal_weighting.json"  # written beside trainer_state.json by cotbal_plugin 0.1.0
 STATE_FORMAT = 2
+logger = logging.getLogger("cotbal_plugin")  # run-time notices: shown even where Python warnings are filtered
 TRACE_ENV = "COTBAL_TRACE_DIR"  # diagnostics: every rank appends its per-step counts, weights and losses here
 
 
@@ -156,7 +157,8 @@ class CotbalTrainerMixin:
         self._cb_eval = torch.zeros(2 * m, dtype=torch.float64)  # (nll sums, counts) of the current evaluation
         self._cb_resume_path: str | None = None
         self._cb_restored = True
-        self._cb_fallback_warned = False
+        self._cb_fused: bool | None = None  # decided at the first training forward
+        self._cb_fused_checked = False  # the first fused step also checks the carrier's value (one sync)
         self.add_callback(CotbalWeightingState(self))
 
     # ------------------------------------------------------------------------------------------------ helpers
@@ -209,8 +211,7 @@ class CotbalTrainerMixin:
         for batch in batch_samples:
             labels = batch["labels"].to(device)
             vec[:m] += task_token_counts(labels, m)
-            shifted = labels[..., 1:]
-            vec[m] += ((shifted != IGNORE_INDEX) & (shifted < TASK_STRIDE)).sum()
+            vec[m] += untasked_token_count(labels, m)
         vec[m + 1 :] = self._cb_pending.to(device)
         self._cb_pending = torch.zeros_like(vec[m + 1 :])
         host = self._cb_reduce(vec).cpu().numpy()  # the step's one host-device synchronisation
@@ -273,11 +274,55 @@ class CotbalTrainerMixin:
     def _cb_forward(
         self, model: Any, inputs: dict[str, Any], labels: torch.Tensor, weights: torch.Tensor
     ) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run the model and return ``(outputs, Σ λ·nll, per-task nll sums, per-task counts)``."""
+        """Run the model and return ``(outputs, Σ λ·nll, per-task nll sums, per-task counts)``.
+
+        In training, with ``cotbal_fused_ce`` (the default), the loss comes from the last hidden states and the output
+        layer in chunks (:mod:`cotbal_plugin.head`): no ``[tokens, vocab]`` logits. A model the fused head cannot
+        serve falls back to the full-logits path once, with a warning that says why; evaluation always uses the full
+        logits (metrics may need them).
+        """
+        if model.training and self._cb_use_fused(model):
+            from ..head import FusedHeadUnsupported, fused_output_head
+
+            try:
+                chunk = self.cotbal.ce_chunk_tokens
+                with fused_output_head(model, labels, weights, self._cb_m, chunk_tokens=chunk) as head:
+                    outputs = model(**inputs)
+                weighted_sum, nll_sums, counts = head.result(outputs, validate=not self._cb_fused_checked)
+                self._cb_fused_checked = True
+                return outputs, weighted_sum, nll_sums, counts
+            except FusedHeadUnsupported as err:  # found at run time: recompute this batch with full logits
+                self._cb_fused_off(str(err))
         outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         weighted_sum, nll_sums, counts = weighted_nll_sum(logits, labels.to(logits.device), weights, self._cb_m)
         return outputs, weighted_sum, nll_sums, counts
+
+    def _cb_use_fused(self, model: Any) -> bool:
+        """Whether this run computes training losses with the fused output head (decided at the first step)."""
+        if self._cb_fused is None:
+            if not self.cotbal.fused_ce:
+                self._cb_fused = False
+            else:
+                from ..head import fused_head_support
+
+                reason = fused_head_support(model)
+                self._cb_fused = reason is None
+                if reason is not None:
+                    self._cb_fused_off(reason)  # traces the decision with its reason
+            if self._cb_fused or not self.cotbal.fused_ce:
+                self._cb_trace({"event": "loss_path", "fused": bool(self._cb_fused)})
+        return bool(self._cb_fused)
+
+    def _cb_fused_off(self, reason: str) -> None:
+        """Fall back to the full-logits loss for the rest of the run, saying why (once)."""
+        self._cb_fused = False
+        self._cb_trace({"event": "loss_path", "fused": False, "reason": reason})
+        logger.warning(
+            f"cotbal_plugin: the fused cross-entropy cannot serve this model ({reason}); computing the loss from full "
+            "logits instead (exact, but it keeps [tokens, vocab] logits in memory). Set cotbal_fused_ce: false to "
+            "silence this."
+        )
 
     def _cb_aux_loss(self, model: Any, outputs: Any) -> torch.Tensor | None:
         """``coef × aux_loss`` of MoE models (router load balancing) as stock models add it to their loss, scaled
@@ -469,7 +514,7 @@ class CotbalTrainerMixin:
                     "over (overwrite_output_dir: true)."
                 )
             note = f"cotbal_weighting: {self.cotbal.weighting} keeps no state; continuing."
-            warnings.warn(f"{message} {note}", stacklevel=2)
+            logger.warning(f"{message} {note}")
             return
         if payload.get("tasks") != self.cotbal_tasks:
             raise CotbalConfigError(
