@@ -125,6 +125,9 @@ def _forked(config: dict[str, Any], log: Path, before: Callable[[], None] | None
             os.dup2(fd, 2)
             sys.stdout = sys.stderr = open(fd, "w", buffering=1, closefd=False)  # noqa: SIM115 (pytest's capture)
             warnings.simplefilter("default")
+            import logging
+
+            logging.getLogger("cotbal_plugin").addHandler(logging.StreamHandler(sys.stderr))  # pytest owns root's
             warnings.showwarning = lambda msg, cat, fname, lineno, file=None, line=None: sys.stderr.write(
                 warnings.formatwarning(msg, cat, fname, lineno, line)
             )  # pytest records warnings instead of printing them; the child prints, as llamafactory-cli does
