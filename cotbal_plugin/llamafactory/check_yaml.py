@@ -209,8 +209,12 @@ def check_yamls(
     env: Mapping[str, str] | None = None,
     timeout: float = 1800.0,
     python: str = sys.executable,
+    cwd: str | Path | None = None,
 ) -> list[YamlCheck]:
     """Check ``(yaml, mode)`` pairs in a subprocess (this process does not import LLaMA-Factory).
+
+    Relative paths inside the YAMLs (``deepspeed: examples/...``) resolve against ``cwd``, as for
+    ``llamafactory-cli`` started there.
 
     Raises:
         RuntimeError: the checking process itself failed (LLaMA-Factory not importable, …), with its output tail.
@@ -219,6 +223,7 @@ def check_yamls(
     proc = subprocess.run(
         [python, "-m", "cotbal_plugin.llamafactory.check_yaml", "--json", "-"],
         input=payload, capture_output=True, text=True, timeout=timeout, env=dict(env) if env is not None else None,
+        cwd=cwd,
     )  # fmt: skip
     lines = [x[len(RESULT_MARK) :] for x in proc.stdout.splitlines() if x.startswith(RESULT_MARK)]
     if not lines:

@@ -68,6 +68,7 @@ class RunSummary:
     failed: list[Failure] = field(default_factory=list)
     blocked: list[tuple[str, str]] = field(default_factory=list)  # (job, why)
     elapsed: float = 0.0
+    timings: dict[str, tuple[float, float]] = field(default_factory=dict)  # job → (start, end), time.time()
 
     @property
     def ok(self) -> bool:

@@ -143,6 +143,7 @@ class _Running:
     started: float
     log_file: TextIO
     port: int | None
+    wall_start: float = 0.0
 
 
 class _Progress:
@@ -264,7 +265,7 @@ class Scheduler:
             f.write(f"[cotbal run] could not start: {err}\n")
             f.close()
             return Failure(job["name"], None, str(log), f"could not start {cmd[0]!r} ({err})")
-        return _Running(job, proc, units, time.monotonic(), f, port)
+        return _Running(job, proc, units, time.monotonic(), f, port, time.time())
 
     def _stop_all(self, running: Mapping[str, _Running]) -> None:
         for r in running.values():
@@ -383,6 +384,7 @@ class Scheduler:
                     if r.port is not None:
                         taken_ports.discard(r.port)
                     took = format_seconds(time.monotonic() - r.started)
+                    summary.timings[name] = (r.wall_start, time.time())
                     reason = f"exit code {code}" if code != 0 else finish(r.job)
                     r.log_file.write(f"[cotbal run] {'finished' if reason is None else 'FAILED: ' + reason} "
                                      f"after {took}\n")  # fmt: skip
