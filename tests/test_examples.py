@@ -9,7 +9,9 @@ them, and the scripts of ``examples/`` are valid bash.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,23 @@ def test_example_weights_cover_the_tasks(path: Path) -> None:
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
 def test_example_scripts_are_valid_bash(path: Path) -> None:
     subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+def test_academic_script_plans_the_paper_setting(tmp_path: Path) -> None:
+    """``academic.sh`` (plan step) on stand-in files named like the converted data: every --val / --metric resolves."""
+    from tests.probe.test_plan_validation import shipped_data
+
+    shipped_data(tmp_path / "data" / "cotbal", n=32)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    env = {**os.environ, "PLAN_ONLY": "1", "CHECK": "", "COTBAL": f"{sys.executable} -m cotbal_plugin",
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "probe" / "academic.sh"), "--no-progress"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "runs" / "academic" / "manifest.json").read_text())
+    tasks = ["ShareGPT4V", "RefCOCO-caption", "VQAv2", "GQA", "ChartQA", "OCRVQA", "RefCOCO-bbox"]
+    assert list(manifest["tasks"]) == tasks and list(manifest["fixed"]) == ["ShareGPT"]
+    assert all(manifest["tasks"][t]["validation"] == [f"{t}_val"] for t in tasks)
+    assert manifest["tasks"]["RefCOCO-bbox"]["metrics"] == ["iou_acc", "miou"]
+    assert len(manifest["runs"]) == 8 and len(manifest["jobs"]) == 8 + 8 * 7
+    assert "jobs: 64 (8 trainings, 56 predictions)" in proc.stdout

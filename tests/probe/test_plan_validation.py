@@ -34,14 +34,14 @@ LARGE = {"captioning": "M3IT-COCO_val", "vqa": "M3IT-GQA_val"}
 pytestmark = pytest.mark.integration
 
 
-def shipped_data(root: Path) -> Path:
+def shipped_data(root: Path, n: int = 8) -> Path:
     """Tiny sharegpt files for every shipped dataset_info entry (same names); returns the dataset_info path."""
     info = json.loads((ROOT / "dataset_info" / "dataset_info.json").read_text())
     root.mkdir(parents=True, exist_ok=True)
     for entry in info.values():
         rows = [{"conversations": [{"from": "human", "value": f"<image>question {k}?"},
                                    {"from": "gpt", "value": f"answer {k}"}], "images": ["img.png"]}
-                for k in range(8)]  # fmt: skip
+                for k in range(n)]  # fmt: skip
         (root / entry["file_name"]).write_text(json.dumps(rows))
     (root / "dataset_info.json").write_text(json.dumps(info))
     return root / "dataset_info.json"
