@@ -697,7 +697,7 @@ def _write_script(stage: Path, out: Path, manifest: Mapping[str, Any]) -> None:
         "}",
         "predict() {  # predict <done file> <name> <yaml> <log> <write dir> <output dir> [command ...]",
         '  if [ -s "$1" ]; then echo "[cotbal] skip $2 (done)"; return; fi',
-        '  echo "[cotbal] run $2"; mkdir -p "$(dirname "$4")"; rm -rf "$5"',
+        '  echo "[cotbal] run $2"; mkdir -p "$(dirname "$4")"; rm -rf "$5"; mkdir -p "$5"',
         '  local done="$1" name="$2" yaml="$3" log="$4" part="$5" final="$6"; shift 6',
         '  if [ $# -gt 0 ]; then "$@" >> "$log" 2>&1 || fail "$name" "$log"',
         '  else $LAUNCHER "$yaml" >> "$log" 2>&1 || fail "$name" "$log"; fi',

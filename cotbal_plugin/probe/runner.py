@@ -204,9 +204,11 @@ def prepare(job: Mapping[str, Any], force: bool) -> list[str]:
                     notes.append(f"removed {child}: cut off while being saved (no {CHECKPOINT_STATE})")
         return notes
     write_dir = Path(job["write_dir"]) if job.get("write_dir") else None
-    if write_dir is not None and write_dir.exists():
-        shutil.rmtree(write_dir)
-        notes.append(f"removed {write_dir}: left by an interrupted attempt")
+    if write_dir is not None:
+        if write_dir.exists():
+            shutil.rmtree(write_dir)
+            notes.append(f"removed {write_dir}: left by an interrupted attempt")
+        write_dir.mkdir(parents=True)  # scripts/vllm_infer.py writes --save_name without creating its folder
     if force and write_dir is None and Path(job["done"]).is_file():
         Path(job["done"]).unlink()
         notes.append(f"--force: removed {job['done']}")

@@ -183,7 +183,7 @@ def test_prediction_is_renamed_only_when_complete(workspace: Path, fake_launcher
     monkeypatch.setenv("FAKE_FAIL", "predict_mini__vqa_val")
     with pytest.raises(JobFailed):
         run_jobs([job], launcher, progress=False)
-    assert not part.exists() and not Path(job["output_dir"]).exists()
+    assert not (part / "generated_predictions.jsonl").exists() and not Path(job["output_dir"]).exists()
     monkeypatch.delenv("FAKE_FAIL")
     run_jobs([job], launcher, progress=False)
     assert not part.exists() and len(Path(job["done"]).read_text().splitlines()) == 20
@@ -286,11 +286,12 @@ def test_sigterm_stops_running_jobs(workspace: Path, fake_launcher: str) -> None
     cmd = [sys.executable, "-m", "cotbal_plugin", "run", "--manifest", str(workspace.parent / "plan"),
            "--launcher", fake_launcher, "--parallel", "2"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = workspace.parent / "plan" / "logs" / "train__mini.log"
-    deadline = time.monotonic() + 60
-    while not (log.is_file() and "fake llamafactory-cli train" in log.read_text()):
+    logs = [workspace.parent / "plan" / "logs" / f"train__{run}.log" for run in ("mini", "vqa+mini")]
+    deadline = time.monotonic() + 120
+    while not all(log.is_file() and "fake llamafactory-cli train" in log.read_text() for log in logs):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.1)
+    log = logs[0]
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
