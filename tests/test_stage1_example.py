@@ -74,6 +74,25 @@ def test_assembled_model_keeps_both_parts(stage0: dict[str, Path]) -> None:
     assert torch.isfinite(logits).all()
 
 
+def test_released_projector_is_loaded(stage0: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    torch.manual_seed(1)
+    hidden = 32  # both tiny parts
+    shapes = {"weight": (hidden, hidden), "bias": (hidden,)}
+    released = {f"model.mm_projector.{i}.{k}": torch.randn(*shape) for i in (0, 2) for k, shape in shapes.items()}
+    torch.save(released, tmp_path / "mm_projector.bin")
+    out = _builder().build(str(stage0["lm"]), str(stage0["clip"]), tmp_path / "llava", dtype="float32",
+                           projector=tmp_path / "mm_projector.bin")  # fmt: skip
+    state = LlavaForConditionalGeneration.from_pretrained(out).state_dict()
+    assert torch.equal(state["model.multi_modal_projector.linear_1.weight"], released["model.mm_projector.0.weight"])
+    assert torch.equal(state["model.multi_modal_projector.linear_2.bias"], released["model.mm_projector.2.bias"])
+    torch.save({"model.mm_projector.1.weight": torch.zeros(1)}, tmp_path / "bad.bin")
+    with pytest.raises(ValueError, match="unexpected key 'model.mm_projector.1.weight'"):
+        _builder().load_projector(tmp_path / "bad.bin")
+
+
 @pytest.mark.integration
 def test_stage1_yaml_trains_the_projector_only(stage0: dict[str, Path]) -> None:
     root = stage0["root"]

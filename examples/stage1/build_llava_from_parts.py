@@ -13,12 +13,18 @@ a vision tower, so this script does that with transformers alone:
   ``vision_feature_select_strategy: default``), 24 × 24 = 576 image tokens at 336 px.
 
 The modules are moved into the LLaVA model rather than copied, so memory holds one copy of the weights (~14 GB in
-bf16 for 7B). Then train the projector alone with ``examples/stage1/llava1_5_7b_pretrain.yaml`` (LCS-558K,
-``freeze_language_model`` + ``freeze_vision_tower``) and use its output folder as ``model_name_or_path`` of the
-probe and final-training YAMLs.
+bf16 for 7B). Then either
+
+* train the projector alone with ``examples/stage1/llava1_5_7b_pretrain.yaml`` (LCS-558K, ``freeze_language_model``
+  + ``freeze_vision_tower``), or
+* load the stage-1 projector LLaVA-1.5 released (``--projector .../mm_projector.bin`` from
+  ``liuhaotian/llava-v1.5-mlp2x-336px-pretrain-vicuna-7b-v1.5``; the CoTBal authors' scripts start from it with
+  ``--pretrain_mm_mlp_adapter``): the output is then the paper's starting point, no stage-1 training needed,
+
+and use the folder as ``model_name_or_path`` of the probe and final-training YAMLs.
 
     python examples/stage1/build_llava_from_parts.py --language-model lmsys/vicuna-7b-v1.5 \\
-        --vision-tower openai/clip-vit-large-patch14-336 --out models/llava-1.5-7b-stage0
+        --vision-tower openai/clip-vit-large-patch14-336 [--projector mm_projector.bin] --out models/llava-1.5-7b
 """
 
 from __future__ import annotations
@@ -30,8 +36,39 @@ from pathlib import Path
 IMAGE_TOKEN = "<image>"
 
 
-def build(language_model: str, vision_tower: str, out: str | Path, dtype: str = "bfloat16", seed: int = 0) -> Path:
-    """Write the assembled model, tokenizer and processor to ``out``; returns ``out``."""
+# LLaVA's mm_projector.bin (nn.Sequential(Linear, GELU, Linear)) → transformers' LlavaMultiModalProjector
+PROJECTOR_KEYS = {"0.weight": "linear_1.weight", "0.bias": "linear_1.bias", "2.weight": "linear_2.weight",
+                  "2.bias": "linear_2.bias"}  # fmt: skip
+
+
+def load_projector(path: str | Path) -> dict:
+    """The state dict of LLaVA's released ``mm_projector.bin`` in ``LlavaMultiModalProjector`` names."""
+    import torch
+
+    raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    out = {}
+    for key, value in raw.items():
+        suffix = key.split("mm_projector.")[-1]
+        if suffix not in PROJECTOR_KEYS:
+            raise ValueError(f"{path}: unexpected key {key!r}; expected model.mm_projector.{{0,2}}.{{weight,bias}}")
+        out[PROJECTOR_KEYS[suffix]] = value
+    if set(out) != set(PROJECTOR_KEYS.values()):
+        raise ValueError(f"{path}: missing projector weights {sorted(set(PROJECTOR_KEYS.values()) - set(out))}")
+    return out
+
+
+def build(
+    language_model: str,
+    vision_tower: str,
+    out: str | Path,
+    dtype: str = "bfloat16",
+    seed: int = 0,
+    projector: str | Path | None = None,
+) -> Path:
+    """Write the assembled model, tokenizer and processor to ``out``; returns ``out``.
+
+    ``projector``: LLaVA's released stage-1 ``mm_projector.bin`` (else the projector is freshly initialised).
+    """
     import torch
     from transformers import (
         AutoModelForCausalLM,
@@ -71,6 +108,8 @@ def build(language_model: str, vision_tower: str, out: str | Path, dtype: str = 
     model.lm_head = lm.lm_head
     torch.manual_seed(seed)
     model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(torch_dtype)
+    if projector is not None:
+        model.model.multi_modal_projector.load_state_dict(load_projector(projector))
     leftovers = [name for name, p in model.named_parameters() if p.device.type == "meta"]
     if leftovers:
         raise RuntimeError(f"parameters left uninitialised: {leftovers[:5]}")
@@ -98,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     parser.add_argument("--seed", type=int, default=0, help="seed of the projector's initialisation")
+    parser.add_argument("--projector", help="LLaVA's released stage-1 mm_projector.bin (skips stage-1 training)")
     args = parser.parse_args(argv)
-    out = build(args.language_model, args.vision_tower, args.out, args.dtype, args.seed)
-    print(f"stage-0 LLaVA written to {out}; train its projector with examples/stage1/llava1_5_7b_pretrain.yaml")
+    out = build(args.language_model, args.vision_tower, args.out, args.dtype, args.seed, args.projector)
+    if args.projector:
+        print(f"LLaVA with the released stage-1 projector written to {out}: use it as model_name_or_path")
+    else:
+        print(f"stage-0 LLaVA written to {out}; train its projector with examples/stage1/llava1_5_7b_pretrain.yaml")
     return 0
 
 
