@@ -397,8 +397,8 @@ def make_plan(cfg: PlanConfig) -> dict[str, Any]:
 
     out = cfg.out_dir.resolve()
     _check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.plan-", dir=out.parent))
+    anchor = next(p for p in (out, *out.parents) if p.exists())  # nothing is created before the plan succeeded
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.plan-", dir=anchor))
     try:
         manifest = _write_plan(cfg, base, info, src_dir, info_path, tasks, fixed, out, stage, counter, model)
         if cfg.check:

@@ -26,7 +26,8 @@ def config(base: Path, **kw) -> PlanConfig:
     kw.setdefault("metrics", {k: list(v) for k, v in METRICS.items()})
     kw.setdefault("mini_fraction", 1 / 8)
     kw.setdefault("progress", False)
-    return PlanConfig(base_yaml=base, out_dir=base.parent / "plan", **kw)
+    kw.setdefault("out_dir", base.parent / "plan")
+    return PlanConfig(base_yaml=base, **kw)
 
 
 def plan(base: Path, **kw) -> dict:
@@ -421,6 +422,10 @@ def test_failed_plan_writes_nothing(workspace: Path) -> None:
         plan(workspace, mini_fraction=1 / 350)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert load_manifest(out) == first
+    # a new nested --out: not even its parent folders are created
+    with pytest.raises(ProbeError):
+        make_plan(config(workspace, mini_fraction=1 / 350, out_dir=workspace.parent / "new" / "deeper" / "plan"))
+    assert not (workspace.parent / "new").exists() and not list(workspace.parent.glob(".*.plan-*"))
 
 
 @pytest.mark.parametrize(
@@ -456,3 +461,29 @@ def test_replan_warns_about_finished_jobs_that_change(workspace: Path) -> None:
     messages = [str(w.message) for w in caught if "would now train or predict on" in str(w.message)]
     assert len(messages) == 1 and "train:mini" in messages[0]
     assert done.is_file()  # outputs are never deleted by plan
+
+
+def test_cli_prints_jobs_and_cost(workspace: Path, capsys) -> None:
+    from cotbal_plugin.cli import main
+
+    out_dir = workspace.parent / "plan"
+    args = ["plan", "--base-yaml", str(workspace), "--out", str(out_dir), "--val", "vqa=vqa_val", "--val",
+            "cap=cap_val", "--val", "box=box_val", "--metric", "vqa=em", "--metric", "cap=em", "--metric", "box=em",
+            "--mini-fraction", "1/8", "--no-progress", "--throughput", "500", "--save-steps", "100"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    m = load_manifest(out_dir)
+    assert "jobs: 16 (4 trainings, 12 predictions)" in out
+    for job in m["jobs"]:
+        line = next(x for x in out.splitlines() if x.strip().startswith(job["name"] + " "))
+        assert f"{job['samples']} samples" in line
+        if job["kind"] == "train":
+            assert f"{job['gpu_hours']:.1f} GPU-h" in line
+        else:
+            assert "GPU-h: pass --predict-throughput" in line
+    assert read_yaml(m["runs"]["mini"]["yaml"])["save_steps"] == 100
+    # bad options: one line, exit 2, nothing written
+    assert main([*args[:3], "--out", str(workspace.parent / "p2"), *args[5:], "--vllm-config", "{nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cotbal plan: error: --vllm-config is not valid JSON") and err.count("\n") == 1
+    assert not (workspace.parent / "p2").exists()
