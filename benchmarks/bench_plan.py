@@ -126,6 +126,7 @@ def main() -> int:
             warnings.simplefilter("ignore", ProbeWarning)
             manifest = make_plan(cfg)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        rss_after = maxrss_mb()  # before machine(), which imports torch
         result = {
             "machine": machine(),
             "scale": args.scale,
@@ -135,7 +136,7 @@ def main() -> int:
             "plan_wall_s": round(wall, 2),
             "plan_cpu_s": round(cpu, 2),
             "maxrss_mb_before_plan": round(rss_before, 1),
-            "maxrss_mb_after_plan": round(maxrss_mb(), 1),
+            "maxrss_mb_after_plan": round(rss_after, 1),
             "jobs": len(manifest["jobs"]),
             "train_tokens": manifest["cost"]["train"]["tokens"],
             "gpu_hours_at_3000_tokens_per_s": manifest["cost"]["train"]["gpu_hours"],
