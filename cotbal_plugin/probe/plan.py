@@ -60,8 +60,6 @@ PREDICTIONS_FILE = "generated_predictions.jsonl"
 DIFFICULTY_CHOICES = ("real", "precise", "chat")
 PATH_KEYS = ("model_name_or_path", "adapter_name_or_path", "deepspeed", "media_dir", "tokenizer_name_or_path")
 PLAN_ITEMS = ("data", "yaml", "manifest.json", "run_all.sh")  # what a plan owns in out_dir (replaced on re-plan)
-# kept for callers of the old module layout
-_split_names = split_names
 
 
 @dataclass
