@@ -300,3 +300,25 @@ def test_sigterm_stops_running_jobs(workspace: Path, fake_launcher: str) -> None
     assert {"train_mini", "train_vqa+mini"} <= set(rows)
     assert all(r["end"] - r["start"] < 30 for r in rows.values())
     assert "stopped (cotbal run was interrupted)" in log.read_text()
+
+
+def test_run_all_script(workspace: Path, fake_launcher: str) -> None:
+    """``run_all.sh`` (plain bash, no ``cotbal run``) runs every job, renames predictions, then scores and weights."""
+    m = small_plan(workspace)
+    plan_dir = workspace.parent / "plan"
+    bin_dir = str(Path(sys.executable).parent)  # `cotbal` console script
+    env = {**os.environ, "COTBAL_LAUNCHER": fake_launcher, "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    train = Path(m["jobs"][0]["output_dir"])
+    (train / "checkpoint-3").mkdir(parents=True)  # cut off while being saved: removed before the training
+    stale = next(j for j in m["jobs"] if j["kind"] == "predict")
+    Path(stale["write_dir"]).mkdir(parents=True)
+    (Path(stale["write_dir"]) / "generated_predictions.jsonl").write_text('{"predict": "half')
+    proc = subprocess.run(["bash", str(plan_dir / "run_all.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert all(Path(j["done"]).is_file() for j in m["jobs"]) and not (train / "checkpoint-3").exists()
+    assert not any(Path(j["write_dir"]).exists() for j in m["jobs"] if j["kind"] == "predict")
+    assert len(Path(stale["done"]).read_text().splitlines()) == 20
+    assert set(json.loads((plan_dir / "weights.json").read_text())["weights"]) == {"vqa", "cap"}
+    again = subprocess.run(["bash", str(plan_dir / "run_all.sh")], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout.count("(done)") == len(m["jobs"])
