@@ -76,6 +76,7 @@ def test_academic_script_plans_the_paper_setting(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "runs" / "academic" / "manifest.json").read_text())
     tasks = ["ShareGPT4V", "RefCOCO-caption", "VQAv2", "GQA", "ChartQA", "OCRVQA", "RefCOCO-bbox"]
     assert list(manifest["tasks"]) == tasks and list(manifest["fixed"]) == ["ShareGPT"]
+    assert manifest["fixed"]["ShareGPT"]["weight"] == 1.0  # --fixed ShareGPT=1.0, as on the weights line
     assert all(manifest["tasks"][t]["validation"] == [f"{t}_val"] for t in tasks)
     assert manifest["tasks"]["RefCOCO-bbox"]["metrics"] == ["iou_acc", "miou"]
     assert len(manifest["runs"]) == 8 and len(manifest["jobs"]) == 8 + 8 * 7

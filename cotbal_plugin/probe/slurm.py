@@ -141,7 +141,10 @@ def write_slurm(
         ]
     if weights and predicts:
         plan = shlex.quote(str(plan_dir))
-        fixed = "".join(f" --fixed {shlex.quote(t)}=1.0" for t in manifest.get("fixed", {}))
+        fixed = "".join(  # the weight `cotbal plan --fixed TASK=WEIGHT` recorded (1.0 by default), as run_all.sh
+            f" --fixed {shlex.quote(t)}={float(spec.get('weight', 1.0)) if isinstance(spec, dict) else 1.0!r}"
+            for t, spec in manifest.get("fixed", {}).items()
+        )
         body = "\n".join([
             "#!/usr/bin/env bash",
             "set -euo pipefail",

@@ -23,14 +23,15 @@ OUT=${OUT:-runs/academic}
 COTBAL=${COTBAL:-cotbal}
 CHECK=${CHECK-1}
 
-# ShareGPT is trained in every probe (mini subset) but not balanced: its weight stays 1.0 (paper §4.1.4).
+# ShareGPT is trained in every probe (mini subset) but not balanced: its weight stays 1.0 (paper §4.1.4);
+# `--fixed TASK=WEIGHT` reads the same in `cotbal plan` (which records it in run_all.sh) and `cotbal weights`.
 # Every task's validation set and metric(s) are spelled out (without --val a task takes its <task>_val entry of
 # dataset_info.json; without --metric the "cotbal_metric" of that entry). The first metric is the one balanced on.
 $COTBAL plan \
   --base-yaml examples/probe/llava1_5_7b_probe_base.yaml \
   --dataset-info data/cotbal/dataset_info.json \
   --out "$OUT" \
-  --fixed ShareGPT \
+  --fixed ShareGPT=1.0 \
   --mini-fraction 1/32 \
   --val ShareGPT4V=ShareGPT4V_val           --metric ShareGPT4V=cider \
   --val RefCOCO-caption=RefCOCO-caption_val --metric RefCOCO-caption=cider \

@@ -111,3 +111,24 @@ def test_selection_and_errors(cluster: dict, capsys) -> None:
     )
     assert main(["run", "--manifest", str(cluster["plan"]), "--dry-run", "--format", "slurm", "--gpus", "0,1"]) == 2
     assert "Slurm places them: use --gpus-per-job" in capsys.readouterr().err
+
+
+def test_weights_job_passes_the_planned_fixed_weights(tmp_path: Path, workspace: Path, capsys) -> None:
+    """`cotbal plan --fixed box=0.5`: the Slurm eval + weights job passes 0.5, as run_all.sh does (not 1.0)."""
+    import shlex
+
+    cfg = PlanConfig(base_yaml=workspace, out_dir=tmp_path / "plan", tasks=["vqa", "cap"], fixed=["box"],
+                     fixed_weights={"box": 0.5}, validation={"vqa": ["vqa_val"], "cap": ["cap_val"]},
+                     metrics={"vqa": ["em"], "cap": ["em"]}, mini_fraction=1 / 8, progress=False)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProbeWarning)
+        make_plan(cfg)
+    assert main(["run", "--manifest", str(tmp_path / "plan"), "--dry-run", "--format", "slurm", "-q"]) == 0
+    assert capsys.readouterr().out == ""  # -q: no status line
+    body = (tmp_path / "plan" / "slurm" / "weights.sbatch").read_text()
+    line = next(x for x in body.splitlines() if " weights " in x)
+    argv = shlex.split(line.replace("$COTBAL", "cotbal"))
+    assert argv[argv.index("--fixed") + 1] == "box=0.5"
+    script = (tmp_path / "plan" / "run_all.sh").read_text().splitlines()
+    script_line = next(x for x in script if x.startswith("cotbal weights"))
+    assert "--fixed box=0.5" in script_line
