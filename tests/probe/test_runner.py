@@ -165,6 +165,29 @@ def test_failure_does_not_stop_the_others(workspace: Path, fake_launcher: str, m
     assert "9/9 done" not in stream.getvalue() and "6/9 done, 0 running, 3 failed" in lines[-1]
 
 
+def test_progress_setting_follows_the_shared_convention(workspace: Path, fake_launcher: str, monkeypatch) -> None:
+    """--progress forces the live line (redraws) even off a terminal; --no-progress / -q report failures only."""
+    m = small_plan(workspace)
+    jobs = [j for j in m["jobs"] if j["kind"] == "train"]
+    stream = io.StringIO()
+    run_jobs(jobs, resolve_launcher(fake_launcher), progress=True, stream=stream, force=True)
+    text = stream.getvalue()
+    assert "\r" in text and f"cotbal run: {len(jobs)}/{len(jobs)} done" in text  # tqdm's line, drawn
+    assert text.count("[cotbal run] finished ") == len(jobs)  # event lines above the bar
+    monkeypatch.setenv("FAKE_FAIL", "train_mini")
+    stream = io.StringIO()
+    with pytest.raises(JobFailed):
+        run_jobs(jobs, resolve_launcher(fake_launcher), progress=False, stream=stream, force=True)
+    lines = stream.getvalue().splitlines()
+    assert lines and all("FAILED train:mini" in x for x in lines)  # no 'started' / 'finished' lines
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # no flag: tqdm's variable turns the live line into event lines
+    monkeypatch.delenv("FAKE_FAIL")
+    stream = io.StringIO()
+    stream.isatty = lambda: True  # type: ignore[method-assign]
+    run_jobs(jobs, resolve_launcher(fake_launcher), stream=stream, force=True)
+    assert "\r" not in stream.getvalue() and stream.getvalue().count("[cotbal run] finished ") == len(jobs)
+
+
 def test_job_without_output_fails(workspace: Path) -> None:
     m = small_plan(workspace)
     with pytest.raises(JobFailed, match=r"FAILED  train:mini: exited 0 but did not write .*trainer_state\.json"):
@@ -270,6 +293,10 @@ def test_cli_exit_codes_and_summary(workspace: Path, fake_launcher: str, monkeyp
     assert main(["run", "--manifest", manifest, "--launcher", fake_launcher, "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ran 3 job(s), skipped 6 finished job(s), 0 failed")
+    quiet = ["run", "--manifest", manifest, "--launcher", fake_launcher, "--force", "--jobs", "train:*", "-q"]
+    assert main(quiet) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""  # -q: no summary, no event lines
     assert main(["run", "--manifest", manifest, "--dry-run", "--jobs", "train:*"]) == 0
     assert capsys.readouterr().out.count("done   ") == 3
     assert main(["run", "--manifest", manifest, "--gpus", "0,0"]) == 2
