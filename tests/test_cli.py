@@ -153,7 +153,7 @@ def test_plan_errors(tmp_path: Path, capsys) -> None:
     base = make_workspace(tmp_path)
     args = ["plan", "--base-yaml", base, "--out", tmp_path / "plan", "--val", "vqa=vqa_val", "--val", "cap=cap_val"]
     code, _, err = run_cli(capsys, *args, "--metric", "vqa=em", "--metric", "cap=em")
-    assert_user_error(code, err, "task 'box' has no validation dataset")
+    assert_user_error(code, err, "task 'box' has no metric")  # its --val defaults to the box_val entry
     code, _, err = run_cli(capsys, *args, "--val", "box")
     assert_user_error(code, err, "--val expects KEY=VALUE")
     code, _, err = run_cli(capsys, *args, "--val", "box=box_val", "--metric", "vqa=em,cap=em")
@@ -171,7 +171,7 @@ def test_run_failure_exit_1(tmp_path: Path, capsys, monkeypatch) -> None:
     launcher = f"{sys.executable} {FAKE_LAUNCHER}"
     code, _, err = run_cli(capsys, "run", "--manifest", tmp_path / "plan", "--launcher", launcher, "--no-progress")
     assert code == 1
-    assert "job 'predict:mini:cap_val' failed" in err and "fake failure for the test" in err
+    assert "FAILED  predict:mini:cap_val: exit code 3" in err and "fake failure for the test" in err
 
 
 def test_summary_command(tmp_path: Path, capsys) -> None:

@@ -354,6 +354,67 @@ CASES: dict[str, Case] = {
         ],  # fmt: skip
         ["'no-such-launcher-xyz' not found"],
     ),
+    "run/repeated gpu": (
+        lambda t: ["run", "--manifest", manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}), "--gpus", "0,1,0"],
+        ["--gpus", "['0'] more than once"],
+    ),
+    "run/empty gpu id": (
+        lambda t: ["run", "--manifest", manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}), "--gpus", "0,,1"],
+        ["--gpus '0,,1'", "separated by commas"],
+    ),
+    "run/gpus per job not a number": (
+        lambda t: ["run", "--manifest", manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}), "--gpus-per-job", "x"],
+        ["argument --gpus-per-job", "'x'"],
+    ),
+    "run/zero gpus per job": (
+        lambda t: ["run", "--manifest", manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}), "--gpus-per-job", "0"],
+        ["--gpus-per-job must be a whole number >= 1"],
+    ),
+    "run/more gpus per job than gpus": (
+        lambda t: [
+            "run",
+            "--manifest",
+            manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}),
+            "--gpus",
+            "0,1",
+            "--gpus-per-job",
+            "4",
+        ],  # fmt: skip
+        ["--gpus-per-job 4", "2 GPU(s)"],
+    ),
+    "run/parallel and gpus": (
+        lambda t: [
+            "run",
+            "--manifest",
+            manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}),
+            "--gpus",
+            "0,1",
+            "--parallel",
+            "2",
+        ],  # fmt: skip
+        ["--parallel and --gpus"],
+    ),
+    "run/slurm without dry-run": (
+        lambda t: ["run", "--manifest", manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}), "--format", "slurm"],
+        ["--format slurm", "add --dry-run"],
+    ),
+    "run/slurm with gpus": (
+        lambda t: [
+            "run",
+            "--manifest",
+            manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}),
+            "--dry-run",
+            "--format",
+            "slurm",
+            "--gpus",
+            "0",
+        ],  # fmt: skip
+        ["Slurm places them", "--gpus-per-job"],
+    ),
+    "run/unknown format": (
+        lambda t: ["run", "--manifest", manifest_file(t, {"version": 1, "jobs": [GOOD_JOB]}), "--format", "xml"],
+        ["argument --format", "'xml'"],
+    ),
     # ---------------------------------------------------------------------------------------------- plan
     "plan/missing base YAML": (
         lambda t: ["plan", "--base-yaml", t / "nope.yaml", "--out", t / "p"],
@@ -379,6 +440,34 @@ CASES: dict[str, Case] = {
         lambda t: ["plan", "--base-yaml", t / "b.yaml", "--out", t / "p", "--mini-fraction", "abc"],
         ["argument --mini-fraction", "not a number"],
     ),
+    "plan/negative throughput": (
+        lambda t: ["plan", "--base-yaml", t / "b.yaml", "--out", t / "p", "--throughput", "-1"],
+        ["argument --throughput", "'-1'", "> 0"],
+    ),
+    "plan/NaN predict throughput": (
+        lambda t: ["plan", "--base-yaml", t / "b.yaml", "--out", t / "p", "--predict-throughput", "nan"],
+        ["argument --predict-throughput", "finite"],
+    ),
+    "plan/bad save steps": (
+        lambda t: ["plan", "--base-yaml", t / "b.yaml", "--out", t / "p", "--save-steps", "often"],
+        ["argument --save-steps", "'often' is not a number"],
+    ),
+    "plan/unknown infer backend": (
+        lambda t: ["plan", "--base-yaml", t / "b.yaml", "--out", t / "p", "--infer-backend", "tgi"],
+        ["argument --infer-backend", "'tgi'"],
+    ),
+    "plan/vllm config not JSON": (
+        lambda t: ["plan", "--base-yaml", t / "b.yaml", "--out", t / "p", "--vllm-config", "{max_model_len: 1"],
+        ["--vllm-config is not valid JSON"],
+    ),
+    "plan/vllm config not an object": (
+        lambda t: ["plan", "--base-yaml", t / "b.yaml", "--out", t / "p", "--vllm-config", "[1]"],
+        ["--vllm-config must be a JSON object"],
+    ),
+    "plan/saves dir to stdout": (
+        lambda t: ["plan", "--base-yaml", t / "b.yaml", "--out", t / "p", "--saves-dir", "-"],
+        ["argument --saves-dir", "standard output"],
+    ),
     # ------------------------------------------------------------------------------------------- convert
     "convert/missing annotation file": (
         lambda t: ["convert", t / "nope_train.json", "--out", t / "o"],
@@ -391,6 +480,14 @@ CASES: dict[str, Case] = {
     "convert/out to stdout": (
         lambda t: ["convert", write(t / "x_train.json", "[]"), "--out", "-"],
         ["argument --out", "standard output"],
+    ),
+    "convert/bad task rule": (
+        lambda t: ["convert", write(t / "x_train.json", "[]"), "--out", t / "o", "--task-rule", "x=img:a"],
+        ["--task-rule 'x=img:a'", "TASK=KIND:REGEX"],
+    ),
+    "convert/bad metric": (
+        lambda t: ["convert", write(t / "x_train.json", "[]"), "--out", t / "o", "--metric", "vqa"],
+        ["--metric expects TASK=METRIC", "'vqa'"],
     ),
 }
 

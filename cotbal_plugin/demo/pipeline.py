@@ -447,7 +447,8 @@ def run_demo(
         probe = out / "probe"
         steps("cotbal plan: probe subsets and YAMLs" + (" (+ STL baselines)" if settings.stl else ""))
         plan_args = ["plan", "--base-yaml", str(base_yaml), "--out", str(probe), "--mini-fraction",
-                     settings.mini_fraction, "--seed", str(settings.seed), *no_progress]  # fmt: skip
+                     settings.mini_fraction, "--seed", str(settings.seed), "--save-steps", "0",  # seconds-long probes
+                     *no_progress]  # fmt: skip
         for task in settings.tasks:
             plan_args += ["--val", f"{task}={task}_val"]
         plan_args += _metric_args(settings)
