@@ -231,10 +231,12 @@ def dataset_entry(spec: TaskSpec, variant: str = "", split: str = "train") -> tu
         "columns": dict(SHAREGPT_COLUMNS),
         "tags": dict(SHAREGPT_TAGS),
     }
-    if split in TRAIN_SPLITS:
-        # Only training entries name their task: `cotbal plan` resolves a task name to every entry carrying it,
-        # which must not pull validation / test data into training.
-        entry["cotbal_task"] = spec.cotbal_task
+    # Every entry names its task: an evaluation entry in a `loss: cotbal` run's eval_dataset is scored as that
+    # training task. Evaluation entries also carry their split, so that `cotbal plan` resolving a task name to
+    # its datasets takes the training entries only.
+    entry["cotbal_task"] = spec.cotbal_task
+    if split not in TRAIN_SPLITS:
+        entry["cotbal_split"] = split
     if spec.metric is not None:
         entry["cotbal_metric"] = spec.metric
     return name, entry

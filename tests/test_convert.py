@@ -126,7 +126,7 @@ def test_eval_split_is_not_merged_and_instruction_is_idempotent(data: Path) -> N
     assert val[0]["conversations"][0]["value"] == f"<image>\n{q}"  # not appended twice
     assert val[1]["conversations"][0]["value"].count(INSTRUCTION_SHORT_ANSWER) == 1
     entry = _load(data / "out" / "dataset_info.json")["GQA_val"]
-    assert entry["cotbal_metric"] == "em" and "cotbal_task" not in entry
+    assert entry["cotbal_metric"] == "em" and entry["cotbal_task"] == "GQA" and entry["cotbal_split"] == "val"
 
 
 def test_options_no_merge_no_instruction_absolute_and_variant(data: Path) -> None:
@@ -296,7 +296,7 @@ def test_generic_mode_task_field_and_fixed_name(data: Path) -> None:
     result = convert_files([src], data / "out", image_folder=data / "images", benchmark="generic",
                            task_field="source", task="other")  # fmt: skip
     assert set(result.files) == {"my_task_val", "other_val"}
-    assert "cotbal_task" not in result.dataset_info["my_task_val"]  # validation entries name no task
+    assert result.dataset_info["my_task_val"]["cotbal_split"] == "val"  # an eval entry: plan never trains on it
 
 
 def test_generic_mode_errors(data: Path) -> None:

@@ -145,6 +145,9 @@ def _load_dataset_info(path: Path) -> dict[str, dict[str, Any]]:
     return info
 
 
+TRAIN_SPLIT_NAMES = ("train", "training")
+
+
 def _resolve_tasks(names: Sequence[str], info: Mapping[str, Mapping[str, Any]], what: str) -> dict[str, list[str]]:
     """Map task/dataset names to {task: [datasets]}; a dataset's task is its ``cotbal_task`` or its own name."""
     tasks: dict[str, list[str]] = {}
@@ -152,7 +155,12 @@ def _resolve_tasks(names: Sequence[str], info: Mapping[str, Mapping[str, Any]], 
         if name in info:
             datasets = [name]
         else:
-            datasets = [d for d, e in info.items() if e.get("cotbal_task") == name]
+            # a task (group) name takes its training datasets: entries marked as an evaluation split are left out
+            datasets = [
+                d
+                for d, e in info.items()
+                if e.get("cotbal_task") == name and str(e.get("cotbal_split", "train")) in TRAIN_SPLIT_NAMES
+            ]
             if not datasets:
                 raise ProbeError(
                     f"{what} {name!r} is neither a dataset in dataset_info.json nor a task named by a "
