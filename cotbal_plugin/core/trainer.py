@@ -151,6 +151,7 @@ class CotbalTrainerMixin:
         self._cb_eval_weights: torch.Tensor | None = None
         self._cb_step_weights: torch.Tensor | None = None  # float32[m] on the device, λ of the current step
         self._cb_denom: torch.Tensor | None = None
+        self._cb_loss_lambda: torch.Tensor | None = None  # float32[m]: λ · world / Σλn of the current step
         self._cb_num_micro = 1
         self._cb_log = torch.zeros(2 * m, dtype=torch.float64)  # (nll sums, counts) of the logging window
         self._cb_pending = torch.zeros(2 * n, dtype=torch.float64)  # the last step(s) not yet observed
@@ -233,6 +234,8 @@ class CotbalTrainerMixin:
         full = np.concatenate([weights, np.zeros(m - n)])
         self._cb_step_weights = torch.as_tensor(full, dtype=torch.float32, device=device)
         self._cb_denom = vitw_denominator(torch.as_tensor(counts, device=device), self._cb_step_weights[:n])
+        scale = float(self._cb_world) / self._cb_denom  # float64 on the device: λ·W/Σλn in float64, then float32
+        self._cb_loss_lambda = (self._cb_step_weights.to(torch.float64) * scale).to(torch.float32)
         self._cb_num_micro = max(1, len(batch_samples))
         self._cb_trace({"event": "step", "counts": counts.tolist(), "weights": weights.tolist()})
         return batch_samples, self._cb_denom
@@ -258,13 +261,19 @@ class CotbalTrainerMixin:
 
     # ------------------------------------------------------------------------------------------------ the loss
     def _cb_loss_weights(self, training: bool, labels: torch.Tensor, device: Any) -> torch.Tensor:
-        """λ per task id (float32[m]) for this forward pass."""
+        """Per-task token weights (float32[m]) for this forward pass.
+
+        In training they already hold the loss's normalisation — λ / Σλn × world size (or, for the authors' TLA
+        variant, 1 / (N · n_i,mb) ÷ micro-batches) — so the weighted sum IS the micro-batch's loss: the gradients the
+        fused path precomputes in its forward are then multiplied by exactly 1 in backward (no second rounding of
+        bf16 gradients). In evaluation they are the fixed λ, and the batch is normalised afterwards.
+        """
         if training and self.cotbal.tla_variant == "micro_batch":
-            # the authors' TLA: (1/N) Σ_i mean NLL of task i in this micro-batch (absent tasks count 0)
+            # the authors' TLA: (1/N) Σ_i mean NLL of task i in this micro-batch (absent tasks count 0), ÷ GA steps
             counts = task_token_counts(labels, self._cb_m).to(device)
-            return (1.0 / (self._cb_n * counts.clamp_min(1.0))).to(torch.float32)
-        if training and self._cb_step_weights is not None:
-            return self._cb_step_weights.to(device)
+            return (1.0 / (self._cb_n * self._cb_num_micro * counts.clamp_min(1.0))).to(torch.float32)
+        if training and self._cb_loss_lambda is not None:
+            return self._cb_loss_lambda.to(device)
         cached = self._cb_eval_weights
         if cached is None or cached.device != torch.device(device):
             cached = torch.as_tensor(self._cb_eval_weights_np, dtype=torch.float32, device=device)
@@ -378,11 +387,7 @@ class CotbalTrainerMixin:
         weights = self._cb_loss_weights(training and self._cb_denom is not None, labels, device)
         outputs, weighted_sum, nll_sums, counts = self._cb_forward(model, model_inputs, labels, weights)
         if training and self._cb_denom is not None:
-            if self.cotbal.tla_variant == "micro_batch":
-                vitw, scale = weighted_sum, 1.0 / self._cb_num_micro  # stock per-micro-batch mean ÷ GA steps
-            else:
-                vitw, scale = weighted_sum / self._cb_denom.to(weighted_sum.device), float(self._cb_world)
-            loss = (vitw * scale).to(torch.float32)
+            loss = weighted_sum.to(torch.float32)  # the weights carried the normalisation (_cb_loss_weights)
             aux = self._cb_aux_loss(model, outputs)
             if aux is not None:  # already scaled like stock's: added after the VITW scale
                 loss = loss + aux.to(device=loss.device, dtype=torch.float32)
