@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/bench_loss.py [--quick] [--batch 4] [--length 512] [--vocab 32000]
                                               [--tasks 2 64] [--reps 15] [--threads 1] [--dtype float32]
+                                              [--hidden 512] [--head-reps 8] [--no-head]
+
+Two parts: the loss from given logits (below), and the loss HEAD from the last hidden states (``head-*``, at the
+end of this docstring), where the fused path applies.
 
 In-process, no LLaMA-Factory. Both variants get the same ``[batch, length, vocab]`` logits (a leaf tensor with
 ``requires_grad``) and the same labels (a packing-like layout: segments of ~64 tokens, the first ~30 % of each
@@ -41,6 +45,17 @@ there; ``1 + overhead_ms / stock_ms`` is the time ratio that overhead alone impl
 a low-noise reading of the real cost, since at the full vocabulary run-to-run noise is several percent.
 
 Both memory figures are also given in units of one ``[batch, length, vocab]`` float32 tensor ("x logits").
+
+Loss head (``--hidden``, skipped with ``--no-head``): the same labels, but from hidden states ``[batch, length,
+hidden]`` (leaf) and an output weight ``[vocab, hidden]`` (trainable), gradients to both — the matmuls of the
+output layer are included, as in training:
+
+- ``head-stock``: ``F.linear`` then transformers' ``ForCausalLMLoss`` with ``num_items_in_batch``;
+- ``head-cotbal-full``: ``F.linear`` then ``weighted_nll_sum`` / denominator (the full-logits path);
+- ``head-cotbal-fused``: ``fused_weighted_nll_sum`` / denominator (chunked, no ``[tokens, vocab]`` logits).
+
+Interleaved and rotated like the logits part; reported as paired ratios against ``head-stock``. Their memory is
+measured by ``bench_memory.py`` (RSS of each variant in a fresh process).
 Not a test: nothing is asserted.
 """
 
@@ -58,8 +73,10 @@ from typing import Any
 
 import _common as C
 import torch
+import torch.nn.functional as F
 from transformers.loss.loss_utils import ForCausalLMLoss
 
+from cotbal_plugin.fused_ce import auto_chunk_tokens, fused_weighted_nll_sum
 from cotbal_plugin.loss import task_token_counts, vitw_denominator, weighted_nll_sum
 from cotbal_plugin.task_labels import IGNORE_INDEX, TASK_STRIDE
 
@@ -73,6 +90,11 @@ def make_inputs(
     """Logits (leaf, requires_grad), plain labels, task-encoded labels and task weights (deterministic)."""
     gen = torch.Generator().manual_seed(seed)
     logits = torch.randn(batch, length, vocab, generator=gen, dtype=torch.float32).to(dtype).requires_grad_(True)
+    return {"logits": logits, **packed_labels(gen, batch, length, vocab, num_tasks)}
+
+
+def packed_labels(gen: torch.Generator, batch: int, length: int, vocab: int, num_tasks: int) -> dict[str, Any]:
+    """Plain and task-encoded labels laid out like packed SFT data, plus random task weights."""
     labels = torch.randint(0, vocab, (batch, length), generator=gen)
     task_ids = torch.empty(batch, length, dtype=torch.long)
     for b in range(batch):  # packing-like segments: prompt (ignored) then answer, one task per segment
@@ -85,7 +107,75 @@ def make_inputs(
             pos += seg
     encoded = torch.where(labels >= 0, labels + (task_ids + 1) * TASK_STRIDE, labels)
     weights = (torch.rand(num_tasks, generator=gen) * 2 + 0.25).to(torch.float32)
-    return {"logits": logits, "labels": labels, "encoded": encoded, "weights": weights, "num_tasks": num_tasks}
+    return {"labels": labels, "encoded": encoded, "weights": weights, "num_tasks": num_tasks}
+
+
+def make_head_inputs(args: argparse.Namespace, num_tasks: int = 2) -> dict[str, Any]:
+    """Last hidden states (leaf) and output weight (leaf) in ``--dtype``, plus the packed labels."""
+    dtype = getattr(torch, args.dtype)
+    gen = torch.Generator().manual_seed(args.seed)
+    hidden = torch.randn(args.batch, args.length, args.hidden, generator=gen).to(dtype).requires_grad_(True)
+    weight = torch.randn(args.vocab, args.hidden, generator=gen) / args.hidden**0.5
+    out = {"hidden": hidden, "weight": weight.to(dtype).requires_grad_(True)}
+    return {**out, **packed_labels(gen, args.batch, args.length, args.vocab, num_tasks)}
+
+
+def head_step(name: str, inp: dict[str, Any]) -> torch.Tensor:
+    """One forward+backward of the loss head (see the module docstring)."""
+    hidden, weight, encoded, weights, n = (
+        inp["hidden"],
+        inp["weight"],
+        inp["encoded"],
+        inp["weights"],
+        inp["num_tasks"],
+    )
+    if name == "head-stock":
+        labels = inp["labels"]
+        num_items = (labels[..., 1:] != IGNORE_INDEX).sum()
+        logits = F.linear(hidden, weight)
+        loss = ForCausalLMLoss(logits, labels, vocab_size=logits.size(-1), num_items_in_batch=num_items)
+        del logits
+    else:
+        denom = vitw_denominator(task_token_counts(encoded, n), weights)
+        if name == "head-cotbal-full":
+            logits = F.linear(hidden, weight)
+            weighted_sum, _, _ = weighted_nll_sum(logits, encoded, weights, n)
+            del logits
+        else:
+            weighted_sum, _, _ = fused_weighted_nll_sum(hidden, weight, encoded, weights, n)
+        loss = (weighted_sum / denom).to(torch.float32)
+    loss.backward()
+    return loss.detach()
+
+
+HEAD_VARIANTS = ["head-stock", "head-cotbal-full", "head-cotbal-fused"]
+
+
+def time_head(args: argparse.Namespace, reps: int) -> dict[str, Any]:
+    """Interleaved forward+backward timings of the three loss-head variants; paired ratios against head-stock."""
+    inp = make_head_inputs(args)
+    times: dict[str, list[float]] = {v: [] for v in HEAD_VARIANTS}
+    for rep in range(reps + 1):  # round 0 is a warm-up
+        for v in C.rotate(HEAD_VARIANTS, rep):
+            inp["hidden"].grad = inp["weight"].grad = None
+            t0 = time.perf_counter()
+            head_step(v, inp)
+            dt = time.perf_counter() - t0
+            if rep > 0:
+                times[v].append(dt)
+    stock = times["head-stock"]
+    summary = {}
+    for v in HEAD_VARIANTS:
+        paired = [x / s for x, s in zip(times[v], stock)]
+        summary[v] = {
+            "seconds": times[v],
+            "median_s": C.median(times[v]),
+            "spread": C.spread(times[v]),
+            "time_ratio_of_medians": C.median(times[v]) / C.median(stock),
+            "time_ratio_paired_median": C.median(paired),
+            "time_ratio_paired_spread": C.spread(paired),
+        }
+    return summary
 
 
 def stock_step(inp: dict[str, Any]) -> torch.Tensor:
@@ -219,6 +309,9 @@ def main() -> None:
     )
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=int, default=512, help="hidden size of the loss-head part")
+    parser.add_argument("--no-head", action="store_true", help="skip the loss-head part")
+    parser.add_argument("--head-reps", type=int, default=None, help="loss-head repetitions (default 8, --quick 3)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -342,6 +435,34 @@ def main() -> None:
             f"implies {s['implied_time_ratio']:.4f}), memory {s['profiler_peak_ratio']:.4f} "
             f"(target <= {MEMORY_TARGET:.2f}: {C.verdict(round(s['profiler_peak_ratio'], 3), MEMORY_TARGET, 0)})"
         )
+    head: dict[str, Any] = {}
+    if not args.no_head:
+        # correctness guard: equal weights → the three head variants give the same loss
+        guard = argparse.Namespace(**{**vars(args), "batch": 2, "length": 64, "vocab": 500, "hidden": 32})
+        g_inp = make_head_inputs(guard)
+        g_inp["weights"] = torch.ones(2)
+        losses = [float(head_step(v, g_inp)) for v in HEAD_VARIANTS]
+        assert max(losses) - min(losses) < 1e-5 * abs(losses[0]), losses
+        head = time_head(args, args.head_reps or (3 if args.quick else 8))
+        chunk = auto_chunk_tokens(args.vocab)
+        print(
+            f"\nloss head: hidden [{args.batch}, {args.length}, {args.hidden}] -> vocabulary {args.vocab}, "
+            f"{args.dtype}, fused chunk {chunk} tokens"
+        )
+        print(
+            C.table(
+                ["variant", "fwd+bwd ms (median ± MAD)", "time ratio (medians)", "time ratio (paired)"],
+                [
+                    [
+                        v,
+                        f"{h['median_s'] * 1000:.1f} ± {h['spread'] * 100:.1f} %",
+                        f"{h['time_ratio_of_medians']:.3f}",
+                        f"{h['time_ratio_paired_median']:.3f} ± {h['time_ratio_paired_spread'] * 100:.1f} %",
+                    ]
+                    for v, h in head.items()
+                ],
+            )
+        )
     path = C.write_results(
         "bench_loss",
         {
@@ -360,6 +481,7 @@ def main() -> None:
             "load_average_end": C.load_average(),
             "targets": {"time_ratio": TIME_TARGET, "memory_ratio": MEMORY_TARGET},
             "variants": summary,
+            "head": {"hidden": None if args.no_head else args.hidden, "variants": head},
         },
     )
     print(f"\nresults: {path.relative_to(C.ROOT)}")

@@ -4,6 +4,9 @@ Public API (imported lazily, so ``import cotbal_plugin`` costs nothing):
 
 - :func:`install` — activate the LLaMA-Factory integration in this process (the ``.pth`` file does it for you).
 - :func:`cotbal_weights` — CoTBal weights from a contribution matrix and difficulties (paper eqs. 4–11).
+
+Outside LLaMA-Factory: ``cotbal_plugin.hf.CotbalTrainer`` and ``cotbal_plugin.hf.make_cotbal_trainer`` (plain HF
+``Trainer``, TRL ``SFTTrainer``, LLaVA's ``LLaVATrainer``; see ``docs/hf.md``).
 """
 
 from __future__ import annotations

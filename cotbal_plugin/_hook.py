@@ -78,8 +78,22 @@ def install() -> None:
             _apply(name, module)
 
 
+DISABLE_ENV = "COTBAL_PLUGIN_DISABLE"
+DISABLE_VALUES = ("1", "true", "yes", "on")  # the same tuple is spelled out in cotbal_plugin.pth
+
+
+def disabled(environ: Any = None) -> bool:
+    """Whether ``COTBAL_PLUGIN_DISABLE`` switches the start-up hook off.
+
+    One rule, shared with the ``.pth`` line: off when the value, stripped and lower-cased, is one of
+    ``1 / true / yes / on``; anything else — unset, empty, ``0``, ``false``, ``no``, ``off`` — leaves it on.
+    """
+    value = (os.environ if environ is None else environ).get(DISABLE_ENV, "")
+    return value.strip().lower() in DISABLE_VALUES
+
+
 def autoload() -> None:
-    """Entry point of the ``.pth`` file: install unless ``COTBAL_PLUGIN_DISABLE=1``."""
-    if os.environ.get("COTBAL_PLUGIN_DISABLE", "") not in ("", "0"):
+    """Entry point of the ``.pth`` file: install the hook unless :func:`disabled`."""
+    if disabled():
         return
     install()

@@ -17,7 +17,14 @@ Preprocessing (paper, Appendix A):
    are independent questions, and a GQA image can collect dozens of them (beyond ``cutoff_len``).
 
 Nothing is dropped silently: a malformed record, a missing image, a record without a task or with an unknown
-task raises :class:`ConvertError` naming the file, the record id and the culprit.
+task raises :class:`ConvertError` naming the file, the record id and the culprit (``skip_invalid`` leaves such
+records out instead, and lists every one of them in ``cotbal_convert_skipped.jsonl``).
+
+**Generic mode** (``benchmark="generic"``): data that is not one of the paper's tasks. Any task name is accepted;
+a record's task is its ``task_field`` value, else the first matching ``TaskRule`` (a regular expression searched in
+its image path, its id or its first question — how LLaVA's ``llava_v1_5_mix665k.json``, which has no task field,
+is split), else the ``task`` default. No instruction is appended and nothing is merged (those are the paper
+tasks' preprocessing); metrics come from ``metrics`` (``--metric TASK=METRIC``).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any
 
 IMAGE_TOKEN = "<image>"
 MANIFEST_NAME = "cotbal_convert.json"
+SKIPPED_NAME = "cotbal_convert_skipped.jsonl"
 DATASET_INFO_NAME = "dataset_info.json"
 VARIANTS = ("", "-mini", "-plus-mini")
 TRAIN_SPLITS = ("train",)
@@ -96,9 +104,7 @@ def _academic() -> tuple[TaskSpec, ...]:
     ref_splits = ("val", "test", "testB", "testg")
     return (
         TaskSpec("ShareGPT4V", "academic", "cider", aliases=("ShareGPT-4V",)),
-        TaskSpec(
-            "RefCOCO-caption", "academic", "cider", INSTRUCTION_REGION_CAPTION, True, eval_splits=ref_splits
-        ),
+        TaskSpec("RefCOCO-caption", "academic", "cider", INSTRUCTION_REGION_CAPTION, True, eval_splits=ref_splits),
         TaskSpec("VQAv2", "academic", **vqa),
         TaskSpec("GQA", "academic", **vqa),
         TaskSpec("ChartQA", "academic", **vqa),
@@ -145,12 +151,68 @@ def _large() -> tuple[TaskSpec, ...]:
 
 
 BENCHMARKS: dict[str, tuple[TaskSpec, ...]] = {"academic": _academic(), "chat": _chat(), "large": _large()}
+GENERIC = "generic"
+RULE_KINDS = ("image", "id", "question")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class TaskRule:
+    """``TASK=KIND:REGEX``: records whose ``KIND`` (image path, id or first question) matches go to ``TASK``.
+
+    ``image`` is searched in every image path of the record (``""`` for a record without image, so ``image:^$``
+    selects text-only records); ``question`` in the first human turn without ``<image>`` tokens.
+    """
+
+    task: str
+    kind: str
+    pattern: re.Pattern[str]
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """Whether ``record`` matches this rule."""
+        if self.kind == "id":
+            return bool(self.pattern.search(str(record.get("id", ""))))
+        if self.kind == "image":
+            images = record.get("image", record.get("images"))
+            paths = images if isinstance(images, list) else ([images] if isinstance(images, str) else [""])
+            return any(self.pattern.search(str(p)) for p in (paths or [""]))
+        turns = record.get("conversations")
+        first = turns[0].get("value", "") if isinstance(turns, list) and turns and isinstance(turns[0], dict) else ""
+        return bool(self.pattern.search(str(first).replace(IMAGE_TOKEN, "").strip()))
+
+
+def parse_rule(text: str) -> TaskRule:
+    """Parse ``TASK=KIND:REGEX`` (``--task-rule``)."""
+    task, sep, rest = text.partition("=")
+    kind, sep2, pattern = rest.partition(":")
+    if not sep or not sep2 or not task.strip() or kind not in RULE_KINDS:
+        raise ConvertError(
+            f"--task-rule {text!r}: expected TASK=KIND:REGEX with KIND one of {', '.join(RULE_KINDS)}, e.g. "
+            "--task-rule 'ocrvqa=image:^ocr_vqa/'."
+        )
+    try:
+        compiled = re.compile(pattern)
+    except re.error as err:
+        raise ConvertError(f"--task-rule {text!r}: {pattern!r} is not a valid regular expression ({err}).") from None
+    return TaskRule(task.strip(), kind, compiled)
+
+
+def generic_spec(name: str, metric: str | None = None) -> TaskSpec:
+    """The spec of a task of the generic mode: no instruction, no merging, images optional."""
+    if not _SAFE_NAME.match(name) or name in ("mini", "base") or "+" in name:
+        raise ConvertError(
+            f"task name {name!r} cannot name a dataset file: use letters, digits, '.', '_' or '-' (not 'mini', "
+            "'base' or '+'), e.g. map it with --task-rule or rename the task field values."
+        )
+    return TaskSpec(name, GENERIC, metric, eval_splits=())
 
 
 def task_table(benchmark: str) -> dict[str, TaskSpec]:
     """Map every accepted task spelling (name and aliases) of ``benchmark`` to its :class:`TaskSpec`."""
+    if benchmark == GENERIC:
+        return {}
     if benchmark not in BENCHMARKS:
-        raise ConvertError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}.")
+        raise ConvertError(f"unknown benchmark {benchmark!r}; known: {', '.join([*BENCHMARKS, GENERIC])}.")
     table: dict[str, TaskSpec] = {}
     for spec in BENCHMARKS[benchmark]:
         for key in (spec.name, *spec.aliases):
@@ -169,10 +231,12 @@ def dataset_entry(spec: TaskSpec, variant: str = "", split: str = "train") -> tu
         "columns": dict(SHAREGPT_COLUMNS),
         "tags": dict(SHAREGPT_TAGS),
     }
-    if split in TRAIN_SPLITS:
-        # Only training entries name their task: `cotbal plan` resolves a task name to every entry carrying it,
-        # which must not pull validation / test data into training.
-        entry["cotbal_task"] = spec.cotbal_task
+    # Every entry names its task: an evaluation entry in a `loss: cotbal` run's eval_dataset is scored as that
+    # training task. Evaluation entries also carry their split, so that `cotbal plan` resolving a task name to
+    # its datasets takes the training entries only.
+    entry["cotbal_task"] = spec.cotbal_task
+    if split not in TRAIN_SPLITS:
+        entry["cotbal_split"] = split
     if spec.metric is not None:
         entry["cotbal_metric"] = spec.metric
     return name, entry
@@ -221,6 +285,7 @@ class ConvertResult:
     counts: dict[str, int] = field(default_factory=dict)  # dataset name -> conversations written
     records: dict[str, int] = field(default_factory=dict)  # dataset name -> input records used
     dataset_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # problems of the records left out (skip_invalid)
 
 
 class _Errors:
@@ -248,13 +313,68 @@ def _append_instruction(question: str, instruction: str | None) -> str:
     return f"{question.rstrip()}\n{instruction}"
 
 
+class _Tasks:
+    """Finds the task of a record: its task field, else the first matching rule, else the default."""
+
+    def __init__(
+        self,
+        benchmark: str,
+        task_field: str,
+        default: str | None,
+        rules: Sequence[TaskRule],
+        metrics: Mapping[str, str],
+    ) -> None:
+        self.benchmark = benchmark
+        self.table = task_table(benchmark)
+        self.field = task_field
+        self.default = default
+        self.rules = list(rules)
+        self.metrics = dict(metrics)
+        self._generic: dict[str, TaskSpec] = {}
+        if benchmark != GENERIC:
+            for name, option in [(default, "--task"), *((r.task, "--task-rule") for r in self.rules)]:
+                if name is not None and name not in self.table:
+                    known = ", ".join(s.name for s in BENCHMARKS[benchmark])
+                    raise ConvertError(
+                        f"unknown {option} task {name!r}; known {benchmark} tasks: {known} (any name with "
+                        "--benchmark generic)."
+                    )
+            if self.metrics:
+                raise ConvertError("--metric is for --benchmark generic; the paper's tasks have their metrics.")
+        else:
+            for name in [default, *(r.task for r in self.rules), *self.metrics]:
+                if name is not None:
+                    generic_spec(name)
+
+    def name(self, record: Mapping[str, Any]) -> str | None:
+        """The task name of ``record`` (None when nothing names one)."""
+        if record.get(self.field) is not None:
+            return str(record[self.field])
+        for rule in self.rules:
+            if rule.matches(record):
+                return rule.task
+        return self.default
+
+    def spec(self, name: str) -> TaskSpec | None:
+        """The spec of task ``name`` (None for a name the benchmark does not know)."""
+        if self.benchmark != GENERIC:
+            return self.table.get(name)
+        if name not in self._generic:
+            self._generic[name] = generic_spec(name, self.metrics.get(name))
+        return self._generic[name]
+
+    def missing(self) -> str:
+        """What to do about a record without a task."""
+        if self.rules:
+            return f"no {self.field!r} field and no --task-rule matched (add a rule or a --task default)"
+        return f"no {self.field!r} field (pass --task NAME to set it for records without one, or --task-rule)"
+
+
 def _parse_record(
     record: Any,
     index: int,
     source: str,
-    table: Mapping[str, TaskSpec],
-    benchmark: str,
-    default_task: str | None,
+    tasks: _Tasks,
     image_folder: Path,
     image_cache: dict[Path, bool],
     add_instruction: bool,
@@ -266,11 +386,16 @@ def _parse_record(
         return None
     rid = str(record.get("id", f"#{index}"))
     where = f"{source} id {rid!r}"
-    task_name = record.get("task", default_task)
+    task_name = tasks.name(record)
     if task_name is None:
-        errors.add(f"{where}: no 'task' field (pass --task NAME to set it for records without one).")
+        errors.add(f"{where}: {tasks.missing()}.")
         return None
-    spec = table.get(str(task_name))
+    benchmark = tasks.benchmark
+    try:
+        spec = tasks.spec(str(task_name))
+    except ConvertError as err:
+        errors.add(f"{where}: {err}")
+        return None
     if spec is None:
         hint = ""
         for other, specs in BENCHMARKS.items():
@@ -431,6 +556,10 @@ def convert_files(
     max_turns: int = 10,
     absolute_paths: bool = False,
     overwrite: bool = False,
+    task_field: str = "task",
+    rules: Sequence[TaskRule | str] = (),
+    metrics: Mapping[str, str] | None = None,
+    skip_invalid: bool = False,
 ) -> ConvertResult:
     """Convert annotation files to per-task sharegpt files plus ``dataset_info.json`` in ``out_dir``.
 
@@ -439,17 +568,21 @@ def convert_files(
             ``{stem}(-mini|-plus-mini)_{split}(-{size}).json`` unless ``split`` / ``variant`` are given.
         out_dir: output folder (created). Use it as ``dataset_dir`` in the training YAML.
         image_folder: root that relative ``image`` paths are resolved against (default: each input's folder).
-        benchmark: ``academic``, ``chat`` or ``large`` — which task names are known.
+        benchmark: ``academic``, ``chat`` or ``large`` — which task names are known — or ``generic`` (any name).
         split: split of every input (``train``, ``val``, ``test``, ...); merging and splitting happen in
             ``train`` only.
         variant: ``""``, ``"-mini"`` or ``"-plus-mini"`` for every input.
-        task: task of records that have no ``task`` field.
+        task: task of records that have no task field and match no rule.
         add_instruction: append each task's response-format instruction to its questions.
         merge: merge same-image turns of VQA / RefCOCO tasks in training splits.
         max_turns: split merged training conversations longer than this many turns (0: never).
         absolute_paths: write absolute image paths instead of paths relative to ``out_dir``.
         overwrite: write into a folder that holds another run's files (same-named files are replaced,
             ``dataset_info.json`` entries are merged).
+        task_field: the record field that names the task.
+        rules: ``TaskRule`` s (or ``TASK=KIND:REGEX`` strings) for records without the task field; first match wins.
+        metrics: generic mode: ``{task: metric}`` written as ``cotbal_metric`` of its entries.
+        skip_invalid: leave bad records out (listed in ``cotbal_convert_skipped.jsonl``) instead of failing.
 
     Raises:
         ConvertError: on any bad input, listing the culprits; nothing is written then.
@@ -460,10 +593,17 @@ def convert_files(
         raise ConvertError(f"unknown --variant {variant!r}; known: {', '.join(repr(v) for v in VARIANTS)}.")
     if max_turns < 0:
         raise ConvertError(f"--max-turns must be >= 0, got {max_turns}.")
-    table = task_table(benchmark)
-    if task is not None and task not in table:
-        known = ", ".join(s.name for s in BENCHMARKS[benchmark])
-        raise ConvertError(f"unknown --task {task!r}; known {benchmark} tasks: {known}.")
+    parsed_rules = [r if isinstance(r, TaskRule) else parse_rule(r) for r in rules]
+    if metrics:
+        from .probe.errors import ProbeError
+        from .probe.metrics import get_metric
+
+        for name, metric in metrics.items():
+            try:
+                get_metric(metric)
+            except ProbeError as err:
+                raise ConvertError(f"--metric {name}={metric}: {err}") from None
+    tasks = _Tasks(benchmark, task_field, task, parsed_rules, metrics or {})
     out_dir = Path(out_dir).resolve()
     errors = _Errors()
     image_cache: dict[Path, bool] = {}
@@ -481,13 +621,15 @@ def convert_files(
         records = _load_json_list(path)
         root = Path(image_folder) if image_folder is not None else path.parent
         for index, record in enumerate(records):
-            parsed_record = _parse_record(
-                record, index, str(path), table, benchmark, task, root, image_cache, add_instruction, errors
-            )
+            parsed_record = _parse_record(record, index, str(path), tasks, root, image_cache, add_instruction, errors)
             if parsed_record is not None:
                 spec, conv = parsed_record
                 groups.setdefault((spec, file_variant, file_split), []).append(conv)
-    errors.raise_if_any()
+    skipped = list(errors.messages) if skip_invalid else []
+    if not skip_invalid:
+        errors.raise_if_any()
+    if not groups:
+        raise ConvertError(f"no record could be converted ({len(skipped)} skipped as invalid); check the input.")
 
     result = ConvertResult(out_dir=out_dir)
     outputs: dict[str, list[dict[str, Any]]] = {}
@@ -536,8 +678,17 @@ def convert_files(
             "merge": merge,
             "max_turns": max_turns,
             "absolute_paths": absolute_paths,
+            "task_field": task_field,
+            "task_rules": [f"{r.task}={r.kind}:{r.pattern.pattern}" for r in parsed_rules],
+            "default_task": task,
         },
         "datasets": datasets,
+        "skipped": len(skipped),
     }
     _write_json(manifest_path, manifest)
+    if skipped:
+        with (out_dir / SKIPPED_NAME).open("w", encoding="utf-8") as f:
+            for message in skipped:
+                f.write(json.dumps({"problem": message}, ensure_ascii=False) + "\n")
+    result.skipped = skipped
     return result

@@ -2,57 +2,67 @@
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from .errors import CotbalUserError
+from .files import read_json
 
 
-class CotbalConfigError(ValueError):
+class CotbalConfigError(CotbalUserError):
     """A user mistake in the plugin's configuration; the message names the culprit and the fix."""
 
 
-def load_weights(path: str | Path) -> dict[str, float]:
-    """Load and validate the task weights of a ``weights.json`` file.
+def read_weights_file(path: str | Path, what: str = "cotbal_weights") -> dict[str, Any]:
+    """Read a ``weights.json`` and validate its ``"weights"`` object; return the whole JSON object.
+
+    The ``"weights"`` values come back as floats; other top-level keys (C, D, λs ... for audit) are returned as
+    they are (``cotbal report`` validates those it draws).
+
+    Args:
+        path: the file.
+        what: how messages name the source: ``cotbal_weights`` (the YAML key) or a CLI option (``--weights``).
 
     Raises:
-        CotbalConfigError: missing file, invalid JSON, no ``"weights"`` object, a weight that is not a finite
-            number or not > 0 — always naming the file and the task.
+        CotbalConfigError: missing file, a directory, empty or invalid JSON, ``NaN``/``Infinity``, no
+            ``"weights"`` object, a weight that is not a finite number or not > 0 — always naming the file and
+            the task.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CotbalConfigError(
-            f"cotbal_weights: file {str(path)!r} does not exist. Write it with `cotbal weights --out {path}` "
-            'or by hand as {"weights": {"<task>": <weight>, ...}}.'
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CotbalConfigError(f"cotbal_weights: {str(path)!r} is not valid JSON ({err}).") from None
+    shown = repr(str(path))
+    hint = f'write it with `cotbal weights --out {path}` or by hand as {{"weights": {{"<task>": <weight>, ...}}}}.'
+    data = read_json(path, what, hint=hint, error=CotbalConfigError, allow_nonfinite=True)
     if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
         raise CotbalConfigError(
-            f'cotbal_weights: {str(path)!r} has no "weights" object; expected {{"weights": {{"<task>": <weight>}}}}.'
+            f'{what}: {shown} has no "weights" object; expected {{"weights": {{"<task>": <weight>, ...}}}}.'
         )
     raw = data["weights"]
     if not raw:
-        raise CotbalConfigError(f'cotbal_weights: the "weights" object of {str(path)!r} is empty.')
+        raise CotbalConfigError(f'{what}: the "weights" object of {shown} is empty; give every task a weight.')
     weights: dict[str, float] = {}
     for task, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CotbalConfigError(
-                f"cotbal_weights: weight of task {task!r} in {str(path)!r} is {value!r}, not a number."
+                f"{what}: weight of task {task!r} in {shown} is {value!r}, not a number; write a number > 0."
             )
         value = float(value)
         if not math.isfinite(value):
-            raise CotbalConfigError(f"cotbal_weights: weight of task {task!r} in {str(path)!r} is {value}.")
+            raise CotbalConfigError(f"{what}: weight of task {task!r} in {shown} is {value}; write a number > 0.")
         if value <= 0:
             raise CotbalConfigError(
-                f"cotbal_weights: weight of task {task!r} in {str(path)!r} is {value}; weights must be > 0 "
+                f"{what}: weight of task {task!r} in {shown} is {value}; weights must be > 0 "
                 "(a zero weight would make a step with only that task 0/0). Drop the task from `dataset:` instead."
             )
         weights[str(task)] = value
-    return weights
+    return {**data, "weights": weights}
+
+
+def load_weights(path: str | Path, what: str = "cotbal_weights") -> dict[str, float]:
+    """Load and validate the task weights of a ``weights.json`` file (see :func:`read_weights_file`)."""
+    return read_weights_file(path, what)["weights"]
 
 
 def check_weights_cover(weights: dict[str, float], tasks: Iterable[str], source: str) -> None:

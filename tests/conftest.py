@@ -83,3 +83,64 @@ def three_task_workspace(text_workspace: Path, tmp_path_factory: pytest.TempPath
     shutil.copytree(text_workspace / "model", root / "model")
     write_text_tasks(root / "data", {"short": 1, "mid": 4, "long": 12}, n=8)
     return root
+
+
+@pytest.fixture(scope="session")
+def moe_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny Mixtral (``model/``, 4 experts, top-2, ``output_router_logits`` off as saved) and the text tasks
+    ``short`` / ``long`` (``data/``)."""
+    from cotbal_plugin.testing.tiny import build_tiny_moe
+
+    root = tmp_path_factory.mktemp("moe")
+    write_text_tasks(root / "data", TEXT_TASKS, n=8)
+    build_tiny_moe(root / "model", all_text(TEXT_TASKS, n=8))
+    return root
+
+
+def _image_task_rows(data: Path, size: int, image_token: str) -> tuple[dict[str, list], list[str]]:
+    """Rows of the image tasks ``color`` (1-word answers) and ``describe`` (5 or 14 words) over 8 PNG files of
+    ``size``² pixels written under ``data/images``; returns (task → sharegpt rows, every text)."""
+    from PIL import Image, ImageDraw
+
+    (data / "images").mkdir(parents=True, exist_ok=True)
+    names = list(COLORS)
+    rows: dict[str, list] = {"color": [], "describe": []}
+    texts = []
+    scale = size // 28
+    for i in range(8):
+        color = names[i % 4]
+        img = Image.new("RGB", (size, size), (255, 255, 255))
+        box = [scale * (4 + i), scale * 4, scale * 20, scale * (20 - i % 3)]
+        ImageDraw.Draw(img).rectangle(box, fill=COLORS[color])
+        img.save(data / "images" / f"{i}.png")
+        detail = " near the top left corner with sharp square edges" * (i % 2)
+        qa = {
+            "color": ("What color is the box?", color),
+            "describe": ("Describe the picture in detail.", f"a {color} box on a white background{detail}"),
+        }
+        for task, (question, answer) in qa.items():
+            turns = [{"from": "human", "value": image_token + question}, {"from": "gpt", "value": answer}]
+            rows[task].append({"conversations": turns, "images": [f"images/{i}.png"]})
+            texts += [question, answer]
+    return rows, texts
+
+
+@pytest.fixture(scope="session")
+def qwen2_vl_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny Qwen2-VL (``model/``, 56×56 images → 4 image tokens) and two image tasks with real PNG files:
+    ``color`` (1-word answers) and ``describe`` (long answers); ``weights.json`` holds color 2.0, describe 0.5."""
+    from cotbal_plugin.testing.tiny import build_tiny_qwen2_vl
+
+    root = tmp_path_factory.mktemp("qwen2vl")
+    data = root / "data"
+    rows, texts = _image_task_rows(data, 56, "<image>")
+    cols = {"messages": "conversations", "images": "images"}
+    tags = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}
+    info = {}
+    for task, task_rows in rows.items():
+        (data / f"{task}.json").write_text(json.dumps(task_rows, indent=1))
+        info[task] = {"file_name": f"{task}.json", "formatting": "sharegpt", "columns": cols, "tags": tags}
+    (data / "dataset_info.json").write_text(json.dumps(info, indent=2))
+    build_tiny_qwen2_vl(root / "model", texts, image_size=56)
+    (root / "weights.json").write_text(json.dumps({"weights": {"color": 2.0, "describe": 0.5}}))
+    return root

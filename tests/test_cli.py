@@ -99,9 +99,37 @@ def test_weights_errors(tmp_path: Path, capsys) -> None:
     )
     code, _, err = run_cli(capsys, "weights", "--scores", scores, "--out", out)
     assert_user_error(code, err, "task 'b'", "denominator of eq. 3 is zero")
-    code, _, err = run_cli(capsys, "weights", "--scores", scores, "--out", out, "--fixed", "sharegpt")
-    assert_user_error(code, err, "--fixed expects KEY=VALUE")
+    code, _, err = run_cli(capsys, "weights", "--scores", scores, "--out", out, "--fixed", "sharegpt=")
+    assert_user_error(code, err, "--fixed expects TASK or TASK=WEIGHT")
     assert not out.exists()
+
+
+def test_fixed_reads_alike_in_plan_and_weights(tmp_path: Path, capsys) -> None:
+    """`--fixed TASK[=WEIGHT]` in both commands; the weight (default 1.0) travels from plan to run_all.sh."""
+    import shlex
+
+    base = make_workspace(tmp_path, sizes={"vqa": 64, "cap": 64, "sharegpt": 64})
+    common = ["--base-yaml", base, "--tasks", "vqa,cap", "--val", "vqa=vqa_val", "--val", "cap=cap_val",
+              "--metric", "vqa=em", "--metric", "cap=em", "--mini-fraction", "1/8", "-q"]  # fmt: skip
+    for spelling, weight in (("sharegpt", 1.0), ("sharegpt=0.5", 0.5)):
+        out = tmp_path / f"plan_{weight}"
+        code, _, err = run_cli(capsys, "plan", *common, "--out", out, "--fixed", spelling)
+        assert code == 0, err
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["fixed"]["sharegpt"]["weight"] == weight
+        line = next(x for x in (out / "run_all.sh").read_text().splitlines() if x.startswith("cotbal weights"))
+        argv = shlex.split(line)
+        assert argv[argv.index("--fixed") + 1] == f"sharegpt={weight!r}"
+    scores = tmp_path / "s.json"
+    scores.write_text(json.dumps({"mini": {"a": 0.1, "b": 0.2}, "a+mini": {"a": 0.5, "b": 0.3},
+                                  "b+mini": {"a": 0.2, "b": 0.6}}))  # fmt: skip
+    for spelling, weight in (("sharegpt", 1.0), ("sharegpt=0.5", 0.5)):
+        argv = ["weights", "--scores", scores, "--out", tmp_path / "w.json", "--fixed", spelling]
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 0, err
+        written = json.loads((tmp_path / "w.json").read_text())
+        assert written["weights"]["sharegpt"] == weight and written["fixed"] == {"sharegpt": weight}
+        assert written["tasks"] == ["a", "b"]
 
 
 def test_eval_errors(tmp_path: Path, capsys) -> None:
@@ -125,7 +153,7 @@ def test_plan_errors(tmp_path: Path, capsys) -> None:
     base = make_workspace(tmp_path)
     args = ["plan", "--base-yaml", base, "--out", tmp_path / "plan", "--val", "vqa=vqa_val", "--val", "cap=cap_val"]
     code, _, err = run_cli(capsys, *args, "--metric", "vqa=em", "--metric", "cap=em")
-    assert_user_error(code, err, "task 'box' has no validation dataset")
+    assert_user_error(code, err, "task 'box' has no metric")  # its --val defaults to the box_val entry
     code, _, err = run_cli(capsys, *args, "--val", "box")
     assert_user_error(code, err, "--val expects KEY=VALUE")
     code, _, err = run_cli(capsys, *args, "--val", "box=box_val", "--metric", "vqa=em,cap=em")
@@ -143,7 +171,7 @@ def test_run_failure_exit_1(tmp_path: Path, capsys, monkeypatch) -> None:
     launcher = f"{sys.executable} {FAKE_LAUNCHER}"
     code, _, err = run_cli(capsys, "run", "--manifest", tmp_path / "plan", "--launcher", launcher, "--no-progress")
     assert code == 1
-    assert "job 'predict:mini:cap_val' failed" in err and "fake failure for the test" in err
+    assert "FAILED  predict:mini:cap_val: exit code 3" in err and "fake failure for the test" in err
 
 
 def test_summary_command(tmp_path: Path, capsys) -> None:
@@ -153,7 +181,7 @@ def test_summary_command(tmp_path: Path, capsys) -> None:
     zero.write_text(json.dumps({"EW": {"z": 10.0}, "STL": {"z": 9.0}}))
     code, out, _ = run_cli(capsys, "summary", "--table", table, "--zero-shot", zero, "--out", tmp_path / "s.md")
     assert code == 0
-    assert "| EW | 55 | 10.00 | 0.00 | 0.00 |" in out and "| STL | 50 | — | — | -10.00 |" in out
+    assert "| EW | 55.0 | 10.00 | 0.00 | 0.00 |" in out and "| STL | 50.0 | — | — | -10.00 |" in out
     assert (tmp_path / "s.md").read_text() == out
 
 

@@ -126,7 +126,7 @@ def test_eval_split_is_not_merged_and_instruction_is_idempotent(data: Path) -> N
     assert val[0]["conversations"][0]["value"] == f"<image>\n{q}"  # not appended twice
     assert val[1]["conversations"][0]["value"].count(INSTRUCTION_SHORT_ANSWER) == 1
     entry = _load(data / "out" / "dataset_info.json")["GQA_val"]
-    assert entry["cotbal_metric"] == "em" and "cotbal_task" not in entry
+    assert entry["cotbal_metric"] == "em" and entry["cotbal_task"] == "GQA" and entry["cotbal_split"] == "val"
 
 
 def test_options_no_merge_no_instruction_absolute_and_variant(data: Path) -> None:
@@ -169,8 +169,10 @@ def test_large_benchmark_groups(data: Path) -> None:
         ([_rec("x2", None, "coco/a.png", ("Q", "A"))], ["'x2'", "no 'task'", "--task"]),
         ([_rec("x3", "TextVQA", "coco/a.png", ("Q", "A"))], ["'TextVQA'", "VQAv2", "RefCOCO-bbox", "ShareGPT"]),
         ([_rec("x4", "Multi30k", "coco/a.png", ("Q", "A"))], ["'Multi30k'", "--benchmark large"]),
-        ([{"id": "x5", "task": "GQA", "image": "coco/a.png", "conversations": [{"from": "gpt", "value": "A"}]}],
-         ["'x5'", "human/gpt"]),
+        (
+            [{"id": "x5", "task": "GQA", "image": "coco/a.png", "conversations": [{"from": "gpt", "value": "A"}]}],
+            ["'x5'", "human/gpt"],
+        ),
         ([_rec("x6", "ShareGPT", "coco/a.png", ("Q", "A"))], ["'x6'", "text-only"]),
     ],
 )
@@ -214,8 +216,11 @@ def test_refuses_other_runs_output_unless_overwrite(data: Path) -> None:
 
 
 def _args(**kw: object) -> argparse.Namespace:
+    from cotbal_plugin.commands._common import add_common_options
+
     parser = argparse.ArgumentParser()
     cmd.add_arguments(parser)
+    add_common_options(parser)
     argv = [str(x) for x in kw.pop("argv")]  # type: ignore[union-attr]
     return parser.parse_args(argv)
 
@@ -239,3 +244,95 @@ def test_cli_success_and_error_exit_codes(data: Path, capsys: pytest.CaptureFixt
 def test_shipped_dataset_info_matches_the_task_table() -> None:
     shipped = json.loads((Path(__file__).parents[1] / "dataset_info" / "dataset_info.json").read_text())
     assert shipped == benchmark_dataset_info()
+
+
+# ------------------------------------------------------------------------------------------------ generic mode
+
+
+def _mix665k_like(data: Path) -> Path:
+    """Records shaped like LLaVA's llava_v1_5_mix665k.json: no task field; the source shows in the image path,
+    the id or the question."""
+    for name in ("ocr_vqa/images/1.jpg", "gqa/images/2.jpg", "coco/train2017/3.jpg", "coco/train2017/4.jpg"):
+        _png(data / "llava" / name)
+    records = [
+        _rec("o1", None, "ocr_vqa/images/1.jpg", ("Who wrote this book?", "Jane Doe")),
+        _rec("g1", None, "gqa/images/2.jpg", ("Is the sky blue?\nAnswer the question using a single word or phrase.",
+                                             "Yes")),
+        _rec("v1", None, "coco/train2017/3.jpg", ("What is this?\nAnswer the question using a single word or phrase.",
+                                                  "cat")),
+        _rec("c1", None, "coco/train2017/4.jpg", ("Describe the scene in detail.", "A cat sits on a mat.")),
+        _rec("s1", None, None, ("Write a haiku.", "Snow on the pine...")),
+    ]  # fmt: skip
+    return _write(data / "llava_v1_5_mix665k.json", records)
+
+
+RULES = ["ocrvqa=image:^ocr_vqa/", "gqa=image:^gqa/", "vqa=question:single word or phrase", "sharegpt=image:^$"]
+
+
+def test_generic_mode_splits_by_rules(data: Path) -> None:
+    src = _mix665k_like(data)
+    result = convert_files([src], data / "out", image_folder=data / "llava", benchmark="generic", split="train",
+                           rules=RULES, task="llava_instruct", metrics={"vqa": "em"})  # fmt: skip
+    assert set(result.files) == {"ocrvqa_train", "gqa_train", "vqa_train", "sharegpt_train", "llava_instruct_train"}
+    ids = {name: [r["id"] for r in _load(path)] for name, path in result.files.items()}
+    # first matching rule wins: g1 matches gqa (image) before vqa (question)
+    assert ids == {"ocrvqa_train": ["o1"], "gqa_train": ["g1"], "vqa_train": ["v1"], "sharegpt_train": ["s1"],
+                   "llava_instruct_train": ["c1"]}  # fmt: skip
+    info = _load(data / "out" / "dataset_info.json")
+    assert info["vqa_train"]["cotbal_task"] == "vqa" and info["vqa_train"]["cotbal_metric"] == "em"
+    assert "cotbal_metric" not in info["gqa_train"]
+    # generic mode appends no instruction and merges nothing
+    ocr = _load(result.files["ocrvqa_train"])[0]
+    assert ocr["conversations"][0]["value"] == "<image>\nWho wrote this book?"
+    assert _load(result.files["sharegpt_train"])[0]["images"] == []
+    manifest = _load(data / "out" / "cotbal_convert.json")
+    assert manifest["options"]["task_rules"] == RULES and manifest["skipped"] == 0
+
+
+def test_generic_mode_task_field_and_fixed_name(data: Path) -> None:
+    records = [_rec("a", None, "coco/a.png", ("Q", "A")), _rec("b", None, "coco/b.png", ("Q", "A"))]
+    records[0]["source"] = "my_task"
+    src = _write(data / "mine_val.json", records)
+    result = convert_files([src], data / "out", image_folder=data / "images", benchmark="generic",
+                           task_field="source", task="other")  # fmt: skip
+    assert set(result.files) == {"my_task_val", "other_val"}
+    assert result.dataset_info["my_task_val"]["cotbal_split"] == "val"  # an eval entry: plan never trains on it
+
+
+def test_generic_mode_errors(data: Path) -> None:
+    src = _mix665k_like(data)
+    with pytest.raises(ConvertError, match=r"id 'c1': no 'task' field and no --task-rule matched"):
+        convert_files([src], data / "out", image_folder=data / "llava", benchmark="generic", split="train",
+                      rules=RULES)  # fmt: skip
+    assert not (data / "out").exists()
+    with pytest.raises(ConvertError, match=r"--task-rule 'x=path:a': expected TASK=KIND:REGEX"):
+        convert_files([src], data / "out", benchmark="generic", split="train", rules=["x=path:a"])
+    with pytest.raises(ConvertError, match=r"'\(' is not a valid regular expression"):
+        convert_files([src], data / "out", benchmark="generic", split="train", rules=["x=id:("])
+    with pytest.raises(ConvertError, match=r"task name 'a/b' cannot name a dataset file"):
+        convert_files([src], data / "out", benchmark="generic", split="train", task="a/b")
+    with pytest.raises(ConvertError, match=r"unknown --task-rule task 'ocrvqa'.*any name with --benchmark generic"):
+        convert_files([src], data / "out", split="train", rules=RULES)
+    with pytest.raises(ConvertError, match=r"--metric vqa=acc: unknown metric 'acc'"):
+        convert_files([src], data / "out", benchmark="generic", split="train", task="t", metrics={"vqa": "acc"})
+
+
+def test_skip_invalid_lists_every_record_left_out(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _mix665k_like(data)
+    records = _load(src)
+    records.append(_rec("bad1", None, "coco/none.jpg", ("Q", "A")))
+    records.append({"id": "bad2", "conversations": [{"from": "gpt", "value": "A"}]})
+    _write(src, records)
+    argv = [src, "--out", data / "out", "--image-folder", data / "llava", "--benchmark", "generic", "--split",
+            "train", "--task", "other", "--skip-invalid", "--quiet"]  # fmt: skip
+    assert cmd.run(_args(argv=argv)) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""  # --quiet: no status lines, but the warning below is never dropped
+    warning = [line for line in captured.err.splitlines() if "left out" in line]
+    assert len(warning) == 1 and warning[0].startswith("cotbal convert: warning: 2 invalid record(s) left out")
+    skipped = [
+        json.loads(x)["problem"] for x in (data / "out" / "cotbal_convert_skipped.jsonl").read_text().splitlines()
+    ]
+    assert len(skipped) == 2 and "'bad1'" in skipped[0] and "'bad2'" in skipped[1]
+    assert _load(data / "out" / "cotbal_convert.json")["skipped"] == 2
+    assert sum(len(_load(p)) for p in (data / "out").glob("*_train.json")) == 5

@@ -36,7 +36,14 @@ def _known_metric_names() -> set[str]:
 def test_benchmarks_follow_the_paper() -> None:
     academic = {s.name for s in BENCHMARKS["academic"]}
     assert academic == {
-        "ShareGPT4V", "RefCOCO-caption", "VQAv2", "GQA", "ChartQA", "OCRVQA", "RefCOCO-bbox", "ShareGPT"
+        "ShareGPT4V",
+        "RefCOCO-caption",
+        "VQAv2",
+        "GQA",
+        "ChartQA",
+        "OCRVQA",
+        "RefCOCO-bbox",
+        "ShareGPT",
     }
     assert {s.name for s in BENCHMARKS["chat"]} == {"conversation", "detail", "complex_reasoning"}
     groups = Counter(s.group for s in BENCHMARKS["large"])
@@ -55,10 +62,12 @@ def test_every_entry_is_sharegpt_with_task_and_known_metric() -> None:
         assert entry["formatting"] == "sharegpt"
         assert entry["columns"] == {"messages": "conversations", "images": "images"}
         assert entry["tags"] == TAGS
+        assert isinstance(entry["cotbal_task"], str) and entry["cotbal_task"]
         if name.endswith("_train"):
-            assert isinstance(entry["cotbal_task"], str) and entry["cotbal_task"]
-        else:  # `cotbal plan` resolves a task name to every entry carrying it: eval data must not carry one
-            assert "cotbal_task" not in entry, name
+            assert "cotbal_split" not in entry, name
+        else:  # eval entries map to their training task (eval sets in training) and say they are not training data
+            assert entry["cotbal_split"] == name.rsplit("_", 1)[1], name
+            assert entry["cotbal_task"] == SHIPPED[name.rsplit("_", 1)[0] + "_train"]["cotbal_task"], name
         if name != "ShareGPT_train":
             assert entry["cotbal_metric"] in metrics, (name, entry["cotbal_metric"])
     assert "cotbal_metric" not in SHIPPED["ShareGPT_train"]
@@ -94,8 +103,12 @@ def test_llamafactory_loads_converted_and_shapes_files(tmp_path: Path) -> None:
     images.mkdir(parents=True)
     Image.new("RGB", (8, 8), (0, 0, 255)).save(images / "a.png")
     records = [
-        {"id": f"q{i}", "task": "VQAv2", "image": "a.png",
-         "conversations": [{"from": "human", "value": f"<image>\nQ{i}?"}, {"from": "gpt", "value": "blue"}]}
+        {
+            "id": f"q{i}",
+            "task": "VQAv2",
+            "image": "a.png",
+            "conversations": [{"from": "human", "value": f"<image>\nQ{i}?"}, {"from": "gpt", "value": "blue"}],
+        }
         for i in range(3)
     ]
     chat = [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]
@@ -129,12 +142,22 @@ def test_example_yamls_use_shipped_datasets_and_weights_cover_their_tasks() -> N
     for path in sorted((ROOT / "examples").rglob("*.yaml")):
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
         names = [n.strip() for n in str(cfg["dataset"]).split(",")]
-        missing = [n for n in names if n not in SHIPPED]
+        own = path.parent / "dataset_info.json"  # an example with its own data (examples/stage1/) ships its entries
+        known = json.loads(own.read_text(encoding="utf-8")) if own.is_file() else SHIPPED
+        missing = [n for n in names if n not in known]
         assert not missing, (path.name, missing)
-        assert cfg["dataset_dir"] == "data/cotbal"
+        assert own.is_file() or cfg["dataset_dir"] == "data/cotbal"
         if "cotbal_weights" in cfg:
             weights = json.loads((ROOT / cfg["cotbal_weights"]).read_text(encoding="utf-8"))["weights"]
             assert set(weights) == {SHIPPED[n]["cotbal_task"] for n in names}, path.name
             checked += 1
         assert (ROOT / cfg["deepspeed"]).is_file()
     assert checked >= 3
+
+
+def test_plan_resolves_a_task_name_to_its_training_entries_only() -> None:
+    from cotbal_plugin.probe.plan import _resolve_tasks
+
+    assert _resolve_tasks(["VQAv2"], SHIPPED, "task") == {"VQAv2": ["VQAv2_train"]}
+    captioning = _resolve_tasks(["captioning"], SHIPPED, "task")["captioning"]
+    assert captioning == ["M3IT-COCO_train", "M3IT-TextCap_train", "M3IT-ParaCap_train"]

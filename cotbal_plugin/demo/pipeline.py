@@ -548,8 +548,9 @@ def run_seed(
     base_yaml = _dump(seed_dir / "base.yaml", {**base, "output_dir": str(seed_dir / "saves" / "base")})
     _say(f"[seed {seed}] base training YAML (an ordinary LLaMA-Factory SFT config): {base_yaml}")
     probe = seed_dir / "probe"
+    # --save-steps 0: no checkpoints in seconds-long probes
     plan_args = ["plan", "--base-yaml", str(base_yaml), "--out", str(probe), "--mini-fraction", s.mini_fraction,
-                 "--seed", str(seed), *progress]  # fmt: skip
+                 "--seed", str(seed), "--save-steps", "0", *progress]  # fmt: skip
     for task in s.tasks:
         plan_args += ["--val", f"{task}={task}_val"]
     plan_args += _metric_args(s)

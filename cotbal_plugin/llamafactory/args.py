@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass, field, fields
 
 from llamafactory.hparams.finetuning_args import FinetuningArguments
 
-from ..weights_file import CotbalConfigError, load_weights
+from ..core.config import (  # noqa: F401  (WEIGHTING_NAMES: re-exported)
+    WEIGHTING_NAMES,
+    resolve_chunk_tokens,
+    resolve_hparams,
+    resolve_tla_variant,
+    resolve_weighting,
+)
+from ..weights_file import CotbalConfigError
 from . import state
 from .versions import check_versions
 
-WEIGHTING_NAMES = ("static", "ew", "tla", "rlw", "dwa", "igb")
-_NEEDS_WEIGHTS = {"static"}
-_HPARAM_KEYS = {
-    "cotbal_dwa_temperature": ("dwa", "temperature"),
-    "cotbal_dwa_window": ("dwa", "window"),
-    "cotbal_igb_window": ("igb", "window"),
+_OTHER_LOSSES = ("use_dft_loss", "use_asft_loss", "use_eaft_loss")
+# fine-tuning options whose workflow bypasses LLaMA-Factory's SFT trainer (the one the plugin replaces)
+_BYPASSING_WORKFLOWS = {
+    "use_mca": "Megatron-Core (mcore_adapter) trains with its own trainer",
+    "use_hyper_parallel": "hyper_parallel trains with its own trainer",
 }
 
 
@@ -48,6 +53,23 @@ class CotbalFinetuningArguments(FinetuningArguments):
     cotbal_igb_window: int | None = field(
         default=None, metadata={"help": "IGBv1 base-loss window in optimizer steps (see docs/weighting.md)."}
     )
+    cotbal_tla_variant: str | None = field(
+        default=None,
+        metadata={
+            "help": "TLA over the whole optimizer step (`step`, default) or per micro-batch as in the authors' code "
+            "(`micro_batch`)."
+        },
+    )
+    cotbal_fused_ce: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Compute the loss from the last hidden states and the output layer in chunks, without full "
+            "logits (default true; falls back with a warning where a model cannot)."
+        },
+    )
+    cotbal_ce_chunk_tokens: int | None = field(
+        default=None, metadata={"help": "Tokens per chunk of the fused cross-entropy (default: automatic)."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -71,49 +93,20 @@ class CotbalFinetuningArguments(FinetuningArguments):
         check_versions()
         if self.stage != "sft":
             raise CotbalConfigError(f"loss: cotbal works with `stage: sft` only (got stage: {self.stage}).")
-        for other in ("use_dft_loss", "use_asft_loss", "use_eaft_loss"):
+        for other in _OTHER_LOSSES:
             if getattr(self, other, False):
                 raise CotbalConfigError(
                     f"loss: cotbal cannot be combined with `{other}: true`: both replace the token loss. Remove one."
                 )
-        weighting = self.cotbal_weighting
-        if weighting is None:
-            if self.cotbal_weights is None:
+        for option, why in _BYPASSING_WORKFLOWS.items():
+            if getattr(self, option, False):
                 raise CotbalConfigError(
-                    "loss: cotbal needs `cotbal_weights: path/to/weights.json` (from `cotbal weights`), or a "
-                    f"weighting that needs none: `cotbal_weighting: {' | '.join(WEIGHTING_NAMES[1:])}`."
+                    f"loss: cotbal cannot be combined with `{option}: true`: {why}, which would train on "
+                    "task-encoded labels without the VITW loss. Remove one of them."
                 )
-            weighting = "static"
-        weighting = weighting.strip().lower()
-        if weighting not in WEIGHTING_NAMES:
-            hint = difflib.get_close_matches(weighting, WEIGHTING_NAMES, n=1)
-            raise CotbalConfigError(
-                f"cotbal_weighting: unknown method {self.cotbal_weighting!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; valid methods: {', '.join(WEIGHTING_NAMES)}."
-            )
-        weights = None
-        if weighting in _NEEDS_WEIGHTS:
-            if self.cotbal_weights is None:
-                raise CotbalConfigError(
-                    f"cotbal_weighting: {weighting} needs `cotbal_weights: path/to/weights.json` "
-                    "(from `cotbal weights`)."
-                )
-            weights = load_weights(self.cotbal_weights)
-        elif self.cotbal_weights is not None:
-            raise CotbalConfigError(
-                f"cotbal_weights is set but cotbal_weighting: {weighting} ignores static weights; remove one of them."
-            )
-        hparams = {}
-        for key, (method, name) in _HPARAM_KEYS.items():
-            value = getattr(self, key)
-            if value is None:
-                continue
-            if method != weighting:
-                raise CotbalConfigError(f"{key} only applies to cotbal_weighting: {method} (got {weighting}).")
-            if isinstance(value, float) and not math.isfinite(value) or value <= 0:
-                raise CotbalConfigError(f"{key} must be > 0 (got {value}).")
-            hparams[name] = value
+        weighting, weights, _ = resolve_weighting(self.cotbal_weighting, self.cotbal_weights)
+        hparams = resolve_hparams(weighting, {key: getattr(self, key) for key in _HPARAM_FIELDS})
+        tla_variant = resolve_tla_variant(weighting, self.cotbal_tla_variant)
         if self.cotbal_task_key is not None and not self.cotbal_task_key.strip():
             raise CotbalConfigError("cotbal_task_key is empty; give the name of the column that holds the task.")
         return state.CotbalRun(
@@ -122,7 +115,13 @@ class CotbalFinetuningArguments(FinetuningArguments):
             weights_path=self.cotbal_weights,
             task_key=self.cotbal_task_key,
             hparams=hparams,
+            tla_variant=tla_variant,
+            fused_ce=True if self.cotbal_fused_ce is None else bool(self.cotbal_fused_ce),
+            ce_chunk_tokens=resolve_chunk_tokens(self.cotbal_ce_chunk_tokens),
         )
+
+
+_HPARAM_FIELDS = ("cotbal_dwa_temperature", "cotbal_dwa_window", "cotbal_igb_window")
 
 
 def plugin_keys() -> list[str]:

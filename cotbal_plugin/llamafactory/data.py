@@ -57,17 +57,32 @@ def dataset_task(name: str, dataset_info: dict[str, Any]) -> str:
     return task
 
 
+def _is_eval_list(run: state.CotbalRun, dataset_names: list[str]) -> bool:
+    """Whether LLaMA-Factory is loading the ``eval_dataset:`` list (it loads ``dataset:`` first, then that)."""
+    data_args = run.data_args
+    if data_args is None or not data_args.dataset:  # evaluation-only run: its datasets are the tasks
+        return False
+    names = list(dataset_names)
+    return names == list(getattr(data_args, "eval_dataset", None) or []) and names != list(data_args.dataset or [])
+
+
 def tag_dataset_list(dataset_names: list[str] | None, dataset_dir: Any, attrs: list[Any]) -> list[Any]:
-    """Attach the task name to each ``DatasetAttr`` and register the tasks (in ``dataset:`` order)."""
+    """Attach the task name to each ``DatasetAttr`` and register the tasks (in ``dataset:`` order).
+
+    Only ``dataset:`` entries define training tasks. An ``eval_dataset:`` entry takes the training task its
+    ``cotbal_task`` (or its name) names; any other becomes an evaluation-only task, scored with weight 1.
+    """
     run = state.active()
     if run is None or not dataset_names:
         return attrs
     info = read_dataset_info(dataset_dir)
+    is_eval = _is_eval_list(run, dataset_names)
     for name, attr in zip(dataset_names, attrs):
         attr.cotbal_dataset = name
+        attr.cotbal_eval = is_eval
         if run.task_key is None:
             attr.cotbal_task = dataset_task(name, info)
-            run.register_task(attr.cotbal_task)
+            run.register_task(attr.cotbal_task, eval_only=is_eval)
         else:
             attr.cotbal_task = None
     return attrs
@@ -80,8 +95,9 @@ def add_task_column(original: Any, aligned: Any, dataset_attr: Any) -> Any:
         return aligned
     dataset_name = getattr(dataset_attr, "cotbal_dataset", getattr(dataset_attr, "dataset_name", "?"))
     is_streaming = not hasattr(aligned, "add_column")
+    eval_only = bool(getattr(dataset_attr, "cotbal_eval", False))
     if run.task_key is None:
-        task_id = run.register_task(getattr(dataset_attr, "cotbal_task", None) or dataset_name)
+        task_id = run.register_task(getattr(dataset_attr, "cotbal_task", None) or dataset_name, eval_only=eval_only)
         if is_streaming:
             return aligned.map(lambda _: {TASK_COLUMN: task_id})
         return aligned.add_column(TASK_COLUMN, [task_id] * len(aligned))
@@ -104,7 +120,7 @@ def add_task_column(original: Any, aligned: Any, dataset_attr: Any) -> Any:
             f"cotbal_task_key: {len(bad)} sample(s) of dataset {dataset_name!r} have no task in column "
             f"{run.task_key!r} (first at row {bad[0]}: {values[bad[0]]!r}); every sample needs a task name."
         )
-    ids = {task: run.register_task(task) for task in sorted(set(values))}
+    ids = {task: run.register_task(task, eval_only=eval_only) for task in sorted(set(values))}
     return aligned.add_column(TASK_COLUMN, [ids[v] for v in values])
 
 
@@ -192,7 +208,7 @@ def write_tasks_sidecar(path: str) -> None:
     """Record the task vocabulary beside a ``tokenized_path`` cache."""
     run = state.require_active()
     with open(os.path.join(path, TASKS_SIDECAR), "w", encoding="utf-8") as f:
-        json.dump({"tasks": run.tasks}, f, indent=2)
+        json.dump({"tasks": run.tasks, "eval_tasks": run.eval_tasks}, f, indent=2)
 
 
 def read_tasks_sidecar(path: str) -> None:
@@ -206,8 +222,9 @@ def read_tasks_sidecar(path: str) -> None:
             "with loss: cotbal to rebuild it."
         )
     with open(sidecar, encoding="utf-8") as f:
-        tasks = json.load(f)["tasks"]
-    run.tasks[:] = list(tasks)
+        recorded = json.load(f)
+    run.tasks[:] = list(recorded["tasks"])
+    run.eval_tasks[:] = list(recorded.get("eval_tasks", []))
 
 
 def count_by_task(labels_rows: list[list[int]], tasks: list[str]) -> dict[str, int]:

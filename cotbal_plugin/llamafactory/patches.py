@@ -21,11 +21,41 @@ from . import state
 _MARK = "_cotbal_patched"
 
 
+# What each patched module must provide; a LLaMA-Factory release that renamed one of these cannot be patched.
+REQUIRED_NAMES = {
+    "llamafactory.hparams.parser": (
+        "FinetuningArguments", "_TRAIN_ARGS", "_parse_args", "read_args", "_parse_train_args",
+    ),
+    "llamafactory.data.loader": (
+        "get_dataset_list", "align_dataset", "_get_dataset_processor", "load_from_disk", "get_dataset_module",
+    ),
+    "llamafactory.train.sft.workflow": ("CustomSeq2SeqTrainer",),
+}  # fmt: skip
+# Modules that lacked a required name, with the names: reported when `loss: cotbal` is parsed (never for stock runs).
+INCOMPATIBLE: dict[str, list[str]] = {}
+
+
 def _once(module: ModuleType) -> bool:
     if getattr(module, _MARK, False):
         return False
     setattr(module, _MARK, True)
+    missing = [name for name in REQUIRED_NAMES.get(module.__name__, ()) if not hasattr(module, name)]
+    if missing:
+        INCOMPATIBLE[module.__name__] = missing
+        return False  # leave an incompatible module untouched; stock runs are unaffected
     return True
+
+
+def check_patched() -> None:
+    """Raise a clear error when a LLaMA-Factory module could not be patched (called when loss: cotbal is parsed)."""
+    if INCOMPATIBLE:
+        from ..weights_file import CotbalConfigError
+
+        detail = "; ".join(f"{mod} lacks {', '.join(names)}" for mod, names in sorted(INCOMPATIBLE.items()))
+        raise CotbalConfigError(
+            f"this LLaMA-Factory release is not supported by cotbal_plugin ({detail}). Install a tested release: "
+            "pip install 'llamafactory>=0.9.5,<0.9.6'."
+        )
 
 
 def patch_parser(module: ModuleType) -> None:
@@ -60,18 +90,52 @@ def patch_parser(module: ModuleType) -> None:
         run = state.active()
         if run is not None:
             run.data_args, run.training_args = parsed[1], parsed[2]
-            _check_data_args(run)
+            _check_run_args(run, parsed[0])
         return parsed
 
     module._parse_train_args = _parse_train_args
 
 
-def _check_data_args(run: state.CotbalRun) -> None:
+def _check_run_args(run: state.CotbalRun, model_args: Any) -> None:
+    """Refuse, at start-up, the model / data / training options the VITW loss cannot serve (one line each)."""
     from ..weights_file import CotbalConfigError
 
-    data_args = run.data_args
+    data_args, training_args = run.data_args, run.training_args
     if getattr(data_args, "streaming", False) and run.task_key is not None:
         raise CotbalConfigError("cotbal_task_key is not supported with `streaming: true`; turn streaming off.")
+    if getattr(model_args, "use_unsloth", False):
+        raise CotbalConfigError(
+            "loss: cotbal cannot be combined with `use_unsloth: true`: unsloth replaces the model's forward and loss "
+            "path the plugin relies on. Remove use_unsloth."
+        )
+    if getattr(model_args, "use_kt", False):
+        raise CotbalConfigError(
+            "loss: cotbal cannot be combined with `use_kt: true` (KTransformers trains with its own trainer). "
+            "Remove use_kt."
+        )
+    template = str(getattr(data_args, "template", "") or "")
+    if template.startswith("minicpm_v") or template.startswith("minicpm_o"):
+        raise CotbalConfigError(
+            f"loss: cotbal does not support `template: {template}`: MiniCPM-V's collator nests the labels inside "
+            "its own inputs, out of the plugin's reach. Use another model family, or train without loss: cotbal."
+        )
+    from ..core.config import check_training_args
+
+    check_training_args(training_args)
+    if (
+        getattr(model_args, "moe_aux_loss_coef", None)
+        and not getattr(model_args, "disable_gradient_checkpointing", False)
+        and getattr(model_args, "use_reentrant_gc", True)
+    ):
+        import warnings
+
+        warnings.warn(
+            "moe_aux_loss_coef has no effect on the gradients with LLaMA-Factory's default reentrant gradient "
+            "checkpointing (the router logits are recorded inside the checkpoint's no-grad forward; stock training "
+            "is affected the same way). Set `use_reentrant_gc: false` (or `disable_gradient_checkpointing: true`) "
+            "for the router load-balancing loss to train.",
+            stacklevel=2,
+        )
 
 
 def patch_loader(module: ModuleType) -> None:

@@ -57,3 +57,26 @@ def fraction_arg(text: str) -> float:
         return parse_number(text, "fraction")
     except ProbeError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def fixed_tasks(values: Iterable[str] | None, option: str = "--fixed") -> dict[str, float]:
+    """Parse ``--fixed TASK[=WEIGHT]`` (repeatable, comma-separated): ``{task: weight}``, weight 1.0 by default.
+
+    The same spelling in ``cotbal plan`` and ``cotbal weights``. Weights must be finite and > 0 (the trainer
+    refuses anything else in weights.json).
+    """
+    out: dict[str, float] = {}
+    for value in values or []:
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            name, sep, text = (part.strip() for part in item.partition("="))
+            if not name or (sep and not text):
+                raise ProbeError(f"{option} expects TASK or TASK=WEIGHT (e.g. sharegpt=1.0), got {item!r}.")
+            weight = parse_number(text, f"{option} {name}") if sep else 1.0
+            if weight <= 0:
+                raise ProbeError(f"{option} {name}: weight {text} must be > 0 (drop the task from training instead).")
+            if name in out and out[name] != weight:
+                raise ProbeError(f"{option} gives task {name!r} two weights ({out[name]:g} and {weight:g}); give one.")
+            out[name] = weight
+    return out

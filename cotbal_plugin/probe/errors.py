@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from cotbal_plugin.errors import CotbalUserError
 
-class ProbeError(ValueError):
+
+class ProbeError(CotbalUserError):
     """A user mistake (bad input file, option or data); the message names the culprit and the fix.
 
     The CLI prints the message on stderr and exits with code 2, without a traceback.

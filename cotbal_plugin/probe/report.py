@@ -5,7 +5,7 @@ Works on any weights.json: a hand-written one with only ``"weights"`` gives a ba
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,18 +15,69 @@ from .errors import ProbeError
 LAMBDA_ORDER = ("out", "in", "C", "D", "CoTBal")
 
 
-def load_weights_report(path: str | Path) -> dict[str, Any]:
-    """Load a weights.json (written by ``cotbal weights`` or by hand) and check its ``weights`` object."""
-    path = Path(path)
-    if not path.is_file():
-        raise ProbeError(f"weights file {str(path)!r} does not exist; write it with `cotbal weights --out {path}`.")
+def load_weights_report(path: str | Path, what: str = "--weights") -> dict[str, Any]:
+    """Load a weights.json (written by ``cotbal weights`` or by hand) and validate everything the report draws.
+
+    ``"weights"`` goes through the trainer's own loader (:func:`cotbal_plugin.weights_file.read_weights_file`:
+    finite numbers > 0); the optional audit keys are checked when present: ``"tasks"`` (task names, each with a
+    weight), ``"C"`` (a square matrix of finite numbers, one row per task), ``"C_out"`` / ``"C_in"`` / ``"D"``
+    (task → finite number) and ``"lambda"`` (name → task → finite number). Values for tasks the report would not
+    show are refused rather than dropped.
+
+    Raises:
+        ProbeError: the first problem, naming the file, the key and the task.
+    """
+    from ..weights_file import CotbalConfigError, read_weights_file
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ProbeError(f"{str(path)!r} is not valid JSON ({err}).") from None
-    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict) or not data["weights"]:
-        raise ProbeError(f'{str(path)!r} has no non-empty "weights" object.')
+        data = read_weights_file(path, what)
+    except CotbalConfigError as err:
+        raise ProbeError(str(err)) from None
+    where = f"{what}: {str(path)!r}"
+    weights = data["weights"]
+    tasks = data.get("tasks", list(weights))
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        raise ProbeError(f'{where}: "tasks" must be a non-empty list of task names, got {tasks!r}.')
+    unweighted = [t for t in tasks if t not in weights]
+    if unweighted:
+        raise ProbeError(f'{where}: task(s) {unweighted} of "tasks" have no entry in "weights"; add their weights.')
+    if "C" in data:
+        _check_matrix(data["C"], tasks, f'{where}: "C"')
+    for key in ("C_out", "C_in", "D"):
+        if key in data:
+            _check_per_task(data[key], tasks, f'{where}: "{key}"')
+    if "lambda" in data:
+        lambdas = data["lambda"]
+        if not isinstance(lambdas, Mapping):
+            raise ProbeError(f'{where}: "lambda" must map names (out, in, C, D, CoTBal) to {{task: value}} objects.')
+        for name, values in lambdas.items():
+            _check_per_task(values, tasks, f'{where}: "lambda"/"{name}"')
     return data
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _check_per_task(values: Any, tasks: list[str], where: str) -> None:
+    if not isinstance(values, Mapping):
+        raise ProbeError(f"{where} must be an object {{task: number}}, got {type(values).__name__}.")
+    for task, value in values.items():
+        if task not in tasks:
+            raise ProbeError(f"{where} names task {task!r}, which is not one of the balanced tasks {tasks}.")
+        if not _finite(value):
+            raise ProbeError(f"{where}: value of task {task!r} is {value!r}, not a finite number.")
+
+
+def _check_matrix(c: Any, tasks: list[str], where: str) -> None:
+    n = len(tasks)
+    if not isinstance(c, list) or len(c) != n or not all(isinstance(row, list) and len(row) == n for row in c):
+        raise ProbeError(f'{where} must be a {n}×{n} list of rows (one per task of "tasks": {tasks}).')
+    for i, row in enumerate(c):
+        for j, value in enumerate(row):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (i == j and (value is None or number)) and not _finite(value):  # the diagonal is not drawn
+                raise ProbeError(f"{where}[{i}][{j}] ({tasks[i]} → {tasks[j]}) is {value!r}, not a finite number.")
 
 
 def _plt():

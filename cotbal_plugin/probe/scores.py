@@ -15,11 +15,11 @@ run name           model trained on                                             
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ..files import read_json
 from .errors import ProbeError
 
 MINI_RUN = "mini"
@@ -72,6 +72,8 @@ def validate_scores(data: object, source: str = "scores.json") -> Scores:
     if not isinstance(data, Mapping):
         kind = type(data).__name__
         raise ProbeError(f'{source}: expected a JSON object {{"<run>": {{"<task>": <score>}}}}, got {kind}.')
+    if not data:
+        raise ProbeError(f"{source}: has no runs; run `cotbal eval` on the probe predictions first.")
     scores: Scores = {}
     for run, per_task in data.items():
         if not isinstance(per_task, Mapping):
@@ -92,27 +94,19 @@ def validate_scores(data: object, source: str = "scores.json") -> Scores:
     return scores
 
 
-def load_scores(path: str | Path) -> Scores:
+def load_scores(path: str | Path, what: str = "--scores") -> Scores:
     """Load and validate ``scores.json``.
 
     Raises:
-        ProbeError: missing file, invalid JSON (NaN/Infinity literals included), or bad structure.
+        ProbeError: missing file, a directory, empty or invalid JSON (NaN/Infinity literals included), or bad
+            structure — naming ``what`` (the option) and the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ProbeError(
-            f"scores file {str(path)!r} does not exist. Produce it with `cotbal eval --manifest <plan>/manifest.json "
-            f'--out {path}` or write it by hand as {{"<run>": {{"<task>": <score>}}}}.'
-        )
-
-    def _reject_constant(name: str) -> float:
-        raise ProbeError(f"{str(path)!r}: contains {name}; scores must be finite numbers.")
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ProbeError(f"{str(path)!r} is not valid JSON ({err}).") from None
-    return validate_scores(data, source=repr(str(path)))
+    hint = (
+        f"produce it with `cotbal eval --manifest <plan>/manifest.json --out {path}` or write it by hand as "
+        '{"<run>": {"<task>": <score>}}.'
+    )
+    data = read_json(path, what, hint=hint, error=ProbeError)
+    return validate_scores(data, source=f"{what} {str(path)!r}")
 
 
 def get_score(scores: Scores, run: str, task: str, source: str = "scores.json") -> float:

@@ -9,12 +9,12 @@ Input table: ``{method: {task: {metric: value}}}`` (a bare number per task count
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..files import read_json
 from .errors import ProbeError
 
 Table = dict[str, dict[str, dict[str, float]]]
@@ -50,16 +50,10 @@ def validate_table(data: object, source: str) -> Table:
     return table
 
 
-def load_table(path: str | Path) -> Table:
-    """Load a metric table from a JSON file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ProbeError(f"metric table {str(path)!r} does not exist.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ProbeError(f"{str(path)!r} is not valid JSON ({err}).") from None
-    return validate_table(data, repr(str(path)))
+def load_table(path: str | Path, what: str = "--table") -> Table:
+    """Load a metric table from a JSON file (errors name ``what``, the option, and the file)."""
+    data = read_json(path, what, hint="write it as {method: {task: {metric: value}}}.", error=ProbeError)
+    return validate_table(data, f"{what} {str(path)!r}")
 
 
 def task_improvement(
@@ -111,28 +105,88 @@ def summarize(
     return out
 
 
+MAX_DECIMALS = 6
+DELTA_DECIMALS = 2  # ΔI%, ΔE%, ΔI_zero% are percentages: always 2 decimals
+
+
+def column_decimals(values: Iterable[float], significant: int = 3, max_decimals: int = MAX_DECIMALS) -> int:
+    """Decimals of one column: ``significant`` digits for its largest magnitude, more if rounding would merge
+    two different values (up to ``max_decimals``).
+
+    The scale follows the metric: accuracies in [0, 1] get 3 decimals (0.352), CIDEr around 1-3 gets 2 (2.14),
+    percentages 1 (78.5), counts 0 — and 78.54 next to 78.51 gets 2, so different numbers never print alike.
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    nonzero = [abs(v) for v in finite if v != 0]
+    if not nonzero:
+        return 0
+    decimals = min(max_decimals, max(0, significant - 1 - math.floor(math.log10(max(nonzero)))))
+    distinct = set(finite)
+    while decimals < max_decimals and len({round(v, decimals) for v in distinct}) < len(distinct):
+        decimals += 1
+    return decimals
+
+
+def summary_rows(
+    table: Table,
+    result: Mapping[str, Mapping[str, Any]],
+    baseline: str,
+    zero_shot: Mapping[str, Mapping[str, Any]] | None = None,
+    lower_better: Iterable[str] = (),
+    decimals: int | None = None,
+) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells of the summary: one row per method, one column per (task, metric), then ΔI%,
+    ΔE% (and ΔI_zero%). Each metric column has one format (:func:`column_decimals`, or ``decimals`` for all)."""
+    lower_better = list(lower_better)
+    columns = [(t, m) for t, ms in table[baseline].items() for m in ms]
+    arrow = {c: "↓" if is_lower_better(c[1], lower_better) else "↑" for c in columns}
+    head = ["Method", *[f"{t} {m}{arrow[(t, m)]}" for t, m in columns], "ΔI%↑", "ΔE%↓"]
+    if zero_shot is not None:
+        head.append("ΔI_zero%↑")
+    values = {c: [table[method].get(c[0], {}).get(c[1], math.nan) for method in table] for c in columns}
+    places = {c: decimals if decimals is not None else column_decimals(values[c]) for c in columns}
+    rows = []
+    for k, method in enumerate(table):
+        cells = [method] + ["—" if math.isnan(values[c][k]) else f"{values[c][k]:.{places[c]}f}" for c in columns]
+        if method == baseline:
+            cells += ["—", "—"]
+        else:
+            cells += [f"{result[method][key]:.{DELTA_DECIMALS}f}" for key in ("delta_i", "delta_e")]
+        if zero_shot is not None:
+            cells.append(f"{zero_shot[method]['delta_i']:.{DELTA_DECIMALS}f}" if method in zero_shot else "—")
+        rows.append(cells)
+    return head, rows
+
+
 def markdown(
     table: Table,
     result: Mapping[str, Mapping[str, Any]],
     baseline: str,
     zero_shot: Mapping[str, Mapping[str, Any]] | None = None,
     lower_better: Iterable[str] = (),
+    decimals: int | None = None,
 ) -> str:
-    """A markdown table: one row per method, one column per (task, metric), then ΔI%, ΔE% (and ΔI_zero%)."""
-    lower_better = list(lower_better)
-    columns = [(t, m) for t, ms in table[baseline].items() for m in ms]
-    arrow = {c: "↓" if is_lower_better(c[1], lower_better) else "↑" for c in columns}
-    head = [f"{t} {m}{arrow[(t, m)]}" for t, m in columns] + ["ΔI%↑", "ΔE%↓"]
-    if zero_shot is not None:
-        head.append("ΔI_zero%↑")
-    lines = ["| Method | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
-    for method in table:
-        cells = [f"{table[method].get(t, {}).get(m, float('nan')):.4g}" for t, m in columns]
-        if method == baseline:
-            cells += ["—", "—"]
-        else:
-            cells += [f"{result[method]['delta_i']:.2f}", f"{result[method]['delta_e']:.2f}"]
-        if zero_shot is not None:
-            cells.append(f"{zero_shot[method]['delta_i']:.2f}" if method in zero_shot else "—")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    """The summary as a markdown table (see :func:`summary_rows`)."""
+    head, rows = summary_rows(table, result, baseline, zero_shot, lower_better, decimals)
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
+
+
+def plain(
+    table: Table,
+    result: Mapping[str, Mapping[str, Any]],
+    baseline: str,
+    zero_shot: Mapping[str, Mapping[str, Any]] | None = None,
+    lower_better: Iterable[str] = (),
+    decimals: int | None = None,
+) -> str:
+    """The summary as aligned plain text: method names left-aligned, numbers right-aligned on the decimal point."""
+    head, rows = summary_rows(table, result, baseline, zero_shot, lower_better, decimals)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:]))]).rstrip()
+
+    return "\n".join([line(head), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]) + "\n"

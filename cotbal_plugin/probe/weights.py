@@ -6,11 +6,12 @@ the diagonal is ignored everywhere.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ProbeError
+from .errors import ProbeError, ProbeWarning
 from .scores import (
     BASE_RUN,
     MINI_RUN,
@@ -23,6 +24,8 @@ from .scores import (
 
 DIFFICULTY_VARIANTS = ("real", "precise", "chat")
 LAMBDA_KEYS = ("out", "in", "C", "D", "CoTBal")
+# A task's own gain V_j(j+mini) - V_j(mini) below this share of its score makes column j of C fragile (a warning).
+FRAGILE_GAIN = 0.05
 
 
 def _check_temperature(temperature: float) -> float:
@@ -141,7 +144,47 @@ def contribution_matrix(scores: Scores, tasks: Sequence[str], form: str = "stand
             )
         for i, ti in enumerate(tasks):
             c[i, j] = (get_score(scores, trained(ti), tj) - ref) / denom
+        _warn_fragile_column(c, j, tj, own, ref, trained(tj), ref_run, form)
     return c
+
+
+def _warn_fragile_column(
+    c: np.ndarray, j: int, task: str, own: float, ref: float, trained: str, ref_run: str, form: str
+) -> None:
+    """Warn when the denominator of column ``j`` (the task's own gain) is <= 0 or tiny next to its score.
+
+    Only warns: the weights are computed from the scores as they are.
+    """
+    gain = own - ref
+    scale = max(abs(own), abs(ref))
+    if gain > FRAGILE_GAIN * scale:
+        return
+    eq = "3" if form == "standard" else "15"
+    others = np.delete(c[:, j], j)
+    numbers = (
+        f"V_{task}({trained}) - V_{task}({ref_run}) = {own:.6g} - {ref:.6g} = {gain:.3g}"
+        + (f" ({100 * gain / scale:.2g}% of the score)" if gain > 0 else "")
+        + f"; column {task!r} of C (eq. {eq}) is divided by it: "
+        + f"C[:, {task!r}] = {others.min():.3g} … {others.max():.3g}"
+    )
+    if gain < 0:
+        what = (
+            f"training on {task!r} lowered its own validation score, so the contributions to {task!r} have their "
+            f"sign flipped (a task that helps {task!r} counts as harming it)"
+            + (" and its difficulty D (eq. 9) is negative" if form == "standard" else "")
+        )
+    else:
+        what = (
+            f"the gain of {task!r} from its own data is below {FRAGILE_GAIN:.0%} of its score, so validation noise "
+            f"is amplified into the contributions to {task!r}"
+        )
+    warnings.warn(
+        f"task {task!r}: {numbers}: {what}. Use larger probes (a larger share of {task!r} in run {trained!r}, or more "
+        f"steps), a larger validation set or another metric for {task!r}; or give it a fixed weight "
+        f"(--fixed {task}=1.0).",
+        ProbeWarning,
+        stacklevel=3,
+    )
 
 
 def difficulty(scores: Scores, tasks: Sequence[str], variant: str = "real") -> np.ndarray:

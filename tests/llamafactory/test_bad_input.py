@@ -96,7 +96,7 @@ def test_tokenized_cache_with_task_ids_round_trips(text_workspace, tmp_path):
         text_workspace, loss="cotbal", cotbal_weights=str(text_workspace / "weights.json"), tokenized_path=str(cache)
     )
     load_data(cfg)
-    assert json.loads((cache / "cotbal_tasks.json").read_text()) == {"tasks": ["short", "long"]}
+    assert json.loads((cache / "cotbal_tasks.json").read_text()) == {"tasks": ["short", "long"], "eval_tasks": []}
     module, _, _ = load_data(cfg)
     assert len(module["train_dataset"]) == 16
 

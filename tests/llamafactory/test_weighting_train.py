@@ -138,7 +138,10 @@ def test_identical_weights_on_both_ranks(three_task_workspace, method):
 def test_resume_gives_the_uninterrupted_parameters(three_task_workspace, method_runs, method):
     ws = three_task_workspace
     checkpoint = ws / "runs" / method / "checkpoint-3"
-    assert (checkpoint / "cotbal_weighting.json").is_file()
+    saved = json.loads((checkpoint / "trainer_state.json").read_text())["stateful_callbacks"]["CotbalWeightingState"]
+    assert saved["attributes"]["payload"]["tasks"] == TASKS
+    assert saved["attributes"]["payload"]["weighting"] == method
+    assert not (checkpoint / "cotbal_weighting.json").exists()  # one source of truth, inside HF's own state file
     resumed = _run(ws, f"{method}_resumed", method, resume_from_checkpoint=str(checkpoint))
     assert max_abs_diff(resumed, method_runs[method]) < 1e-6
     full = [w for s in _steps(ws, method)[3:] for w in s["weights"]]

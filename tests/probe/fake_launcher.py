@@ -4,14 +4,18 @@ Training (``do_train``) writes ``trainer_state.json`` listing the training datas
 (``do_predict``) writes ``generated_predictions.jsonl`` for ``eval_dataset``: a validation sample k of task t is
 answered correctly when k < n_val * skill(t), where skill grows with the amount of t's data in training (and a
 little with the other tasks' data), so the probe scores behave like real ones. ``FAKE_FAIL=<substring>`` makes
-the job whose YAML path contains the substring fail.
+the job whose YAML path contains the substring fail. ``FAKE_SLEEP=<seconds>`` makes every job take that long, and
+``FAKE_TRACE=<file>`` appends one JSON line per job: its YAML, start and end times and the launch environment
+(``CUDA_VISIBLE_DEVICES``, ``FORCE_TORCHRUN``, ``NPROC_PER_NODE``, ``MASTER_PORT``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -22,9 +26,26 @@ def records(path: Path) -> list[dict]:
     return json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x]
 
 
+ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "FORCE_TORCHRUN", "NPROC_PER_NODE", "MASTER_PORT")
+
+
 def main() -> int:
+    started = time.time()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped by cotbal run: still write the trace row
+    try:
+        return run()
+    finally:
+        if os.environ.get("FAKE_TRACE"):
+            row = {"yaml": sys.argv[1], "start": started, "end": time.time(),
+                   "env": {k: os.environ.get(k) for k in ENV_KEYS}}  # fmt: skip
+            with open(os.environ["FAKE_TRACE"], "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def run() -> int:
     yaml_path = sys.argv[1]
-    print(f"fake llamafactory-cli train {yaml_path}")
+    print(f"fake llamafactory-cli train {yaml_path}", flush=True)
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
     if os.environ.get("FAKE_FAIL") and os.environ["FAKE_FAIL"] in yaml_path:
         print("Traceback (most recent call last):\nRuntimeError: fake failure for the test")
         return 3

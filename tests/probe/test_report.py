@@ -46,5 +46,39 @@ def test_bad_weights_file(tmp_path: Path) -> None:
     with pytest.raises(ProbeError, match="does not exist; write it with `cotbal weights"):
         load_weights_report(tmp_path / "none.json")
     (tmp_path / "w.json").write_text('{"lambda": {}}')
-    with pytest.raises(ProbeError, match='no non-empty "weights" object'):
+    with pytest.raises(ProbeError, match='no "weights" object'):
         load_weights_report(tmp_path / "w.json")
+
+
+def test_written_weights_pass_validation(tmp_path: Path) -> None:
+    """What `cotbal weights` writes (C with its diagonal, every λ, a fixed task) loads unchanged."""
+    data = compute_weights(SCORES, fixed={"sharegpt": 1.0})
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(data))
+    assert load_weights_report(path) == json.loads(json.dumps(data))
+    data["C"][0][0] = None  # the diagonal is never drawn: null is fine there
+    path.write_text(json.dumps(data))
+    assert load_weights_report(path)["C"][0][0] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ({"weights": {"a": 0.0}}, r"--weights: weight of task 'a' .* must be > 0"),
+        ({"weights": {"a": True}}, r"task 'a' .* True, not a number"),
+        ({"C": [[1, 2], [3, 4]]}, r'"C" must be a 3×3 list of rows'),
+        ({"C": [[1, 0.1, 0.2], [0.1, 1, None], [0.1, 0.2, 1]]}, r'"C"\[1\]\[2\] \(b → c\) is None'),
+        ({"D": {"a": float("inf")}}, r'"D": value of task \'a\' is inf'),
+        ({"C_in": {"sharegpt": 0.1}}, r'"C_in" names task \'sharegpt\', which is not one of the balanced tasks'),
+        ({"lambda": {"CoTBal": {"a": "x"}}}, r'"lambda"/"CoTBal": value of task \'a\''),
+        ({"tasks": "a,b"}, r'"tasks" must be a non-empty list of task names'),
+    ],
+)
+def test_invalid_audit_keys_are_refused(tmp_path: Path, change: dict, pattern: str) -> None:
+    data = compute_weights(SCORES, fixed={"sharegpt": 1.0})
+    for key, value in change.items():
+        data[key] = {**data[key], **value} if key == "weights" else value
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProbeError, match=pattern):
+        load_weights_report(path)

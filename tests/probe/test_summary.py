@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from cotbal_plugin.probe.errors import ProbeError
-from cotbal_plugin.probe.summary import markdown, summarize, task_improvement, validate_table
+from cotbal_plugin.probe.summary import (
+    column_decimals,
+    markdown,
+    plain,
+    summarize,
+    task_improvement,
+    validate_table,
+)
 
 # Table 1 (Academic Benchmark): three RefCOCO test sets per RefCOCO task.
 TABLE_1 = {
@@ -80,4 +87,77 @@ def test_markdown_flags_lower_is_better() -> None:
     text = markdown(table, summarize(table, "STL"), "STL")
     assert "a acc↑" in text and "a wer↓" in text
     # acc +20%, wer -50% (better) → I = 35%
-    assert "| EW | 0.6 | 0.1 | 35.00 | 0.00 |" in text
+    assert "| EW | 0.600 | 0.100 | 35.00 | 0.00 |" in text
+
+
+# ------------------------------------------------------------------------------------------- number format
+
+
+@pytest.mark.parametrize(
+    ("values", "decimals"),
+    [
+        ([0.35, 0.32, 0.3], 3),  # accuracies in [0, 1]: 3 significant digits of the largest
+        ([2.46, 2.138, 2.063], 2),  # CIDEr around 2
+        ([55.0, 50.0], 1),  # percentages
+        ([1200.0, 1350.0], 0),  # large counts
+        ([78.54, 78.51], 2),  # 1 decimal would print both as 78.5: one more
+        ([0.12345, 0.12346], 5),
+        ([0.0, 0.0], 0),
+        ([-0.25, 0.1], 3),
+        ([1.0, 1.0], 2),  # equal values stay equal, no extra digits
+    ],
+)
+def test_column_decimals(values: list[float], decimals: int) -> None:
+    assert column_decimals(values) == decimals
+
+
+TABLE = {
+    "STL": {"color": {"em": 0.35}, "count": {"em": 0.62}, "caption": {"cider": 2.46}, "det": {"ap": 78.54}},
+    "EW": {"color": {"em": 0.32}, "count": {"em": 0.48}, "caption": {"cider": 2.138}, "det": {"ap": 78.51}},
+    "CoTBal": {"color": {"em": 0.3}, "count": {"em": 0.52}, "caption": {"cider": 2.063}, "det": {"ap": 80.0}},
+}
+
+
+def _cells(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()[2:]]
+
+
+def test_markdown_one_format_per_column() -> None:
+    table = validate_table(TABLE, "t")
+    rows = _cells(markdown(table, summarize(table, "STL"), "STL"))
+    methods = list(TABLE)
+    columns = [(t, m) for t, ms in TABLE["STL"].items() for m in ms]
+    for k, (task, metric) in enumerate(columns, start=1):
+        cells = [row[k] for row in rows]
+        places = {len(c.split(".")[1]) if "." in c else 0 for c in cells}
+        assert len(places) == 1, f"column {task} {metric} mixes formats: {cells}"
+        for method, cell in zip(methods, cells):  # each cell is its value, rounded to the column's precision
+            assert abs(float(cell) - TABLE[method][task][metric]) <= 0.5 * 10 ** -places.copy().pop() + 1e-12
+    for row in rows[1:]:  # ΔI%, ΔE%: always 2 decimals
+        assert all(len(c.split(".")[1]) == 2 for c in row[-2:])
+    ap = [row[4] for row in rows]
+    assert len(set(ap)) == 3  # 78.54 and 78.51 do not print alike
+
+
+def test_plain_has_the_same_cells_aligned() -> None:
+    table = validate_table(TABLE, "t")
+    result = summarize(table, "STL")
+    text = plain(table, result, "STL")
+    lines = text.splitlines()
+    assert lines[1].replace(" ", "").strip("-") == ""  # a rule under the header
+    body = [line.split() for line in lines[2:]]
+    assert body == _cells(markdown(table, result, "STL"))
+    import re
+
+    spans = [m.span() for m in re.finditer("-+", lines[1])]  # the rule marks each column
+    for line, cells in zip(lines[2:], body):
+        line = line.ljust(spans[-1][1])
+        assert line[slice(*spans[0])] == cells[0].ljust(spans[0][1] - spans[0][0])  # method names left-aligned
+        for (start, end), cell in zip(spans[1:], cells[1:]):  # numbers right-aligned in their column
+            assert line[start:end] == cell.rjust(end - start), (line, cell)
+
+
+def test_decimals_override() -> None:
+    table = validate_table(TABLE, "t")
+    rows = _cells(markdown(table, summarize(table, "STL"), "STL", decimals=1))
+    assert [row[1] for row in rows] == ["0.3", "0.3", "0.3"] and rows[0][3] == "2.5"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -213,3 +214,74 @@ def test_weights_tend_to_uniform_as_temperature_grows(problem) -> None:
     assert spread[2] <= spread[1] + 1e-12 and spread[1] <= spread[0] + 1e-12
     assert spread[1] < 0.3  # |x / T| <= 0.12 at T = 50
     assert spread[2] < 1e-3
+
+
+# ------------------------------------------------------------------------------------ fragile contributions
+
+
+def weights_by_hand(v: dict, tasks: list[str], t: float = 0.5) -> list[float]:
+    """eqs. 3-11 in plain Python, independent of the module."""
+    n = len(tasks)
+    c = {(i, j): (v[f"{i}+mini"][j] - v["mini"][j]) / (v[f"{j}+mini"][j] - v["mini"][j]) for i in tasks for j in tasks}
+    c_out = [sum(c[i, j] for j in tasks if j != i) / (n - 1) for i in tasks]
+    c_in = [sum(c[j, i] for j in tasks if j != i) / (n - 1) for i in tasks]
+    d = [1 - v["mini"][i] / v[f"{i}+mini"][i] for i in tasks]
+
+    def soft(x: list[float]) -> list[float]:
+        e = [math.exp(a / t) for a in x]
+        return [n * a / sum(e) for a in e]
+
+    lam_c = [(a + b) / 2 for a, b in zip(soft(c_out), soft([-a for a in c_in]))]
+    return [(a + b) / 2 for a, b in zip(lam_c, soft(d))]
+
+
+@pytest.mark.parametrize(
+    ("own_b", "pattern"),
+    [
+        (
+            0.51,
+            r"task 'b': V_b\(b\+mini\) - V_b\(mini\) = 0\.51 - 0\.5 = 0\.01 \(2% of the score\).*C\[:, 'b'\] = 5 … 5"
+            r".*below 5% of its score",
+        ),
+        (
+            0.45,
+            r"task 'b': V_b\(b\+mini\) - V_b\(mini\) = 0\.45 - 0\.5 = -0\.05; .*C\[:, 'b'\] = -1 … -1.*"
+            r"sign flipped.*D \(eq\. 9\) is negative",
+        ),
+    ],
+    ids=["tiny-gain", "negative-gain"],
+)
+@pytest.mark.filterwarnings(r"ignore:weight\(s\).*outside the recommended range")
+def test_fragile_column_warns_and_changes_nothing(own_b: float, pattern: str) -> None:
+    from cotbal_plugin.probe.balance import compute_weights
+    from cotbal_plugin.probe.errors import ProbeWarning
+
+    scores = {"mini": {"a": 0.2, "b": 0.5}, "a+mini": {"a": 0.6, "b": 0.55}, "b+mini": {"a": 0.3, "b": own_b}}
+    with pytest.warns(ProbeWarning, match=pattern) as record:
+        warned = compute_weights(scores, temperature=0.5)
+    fragile = [w for w in record if "column 'b'" in str(w.message)]
+    assert len(fragile) == 1 and "column 'a'" not in "".join(str(w.message) for w in record)
+    assert "--fixed b=1.0" in str(fragile[0].message)
+    expected = weights_by_hand(scores, ["a", "b"])
+    assert [warned["weights"][t] for t in ("a", "b")] == pytest.approx(expected, abs=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert compute_weights(scores, temperature=0.5)["weights"] == warned["weights"]
+
+
+def test_healthy_gains_do_not_warn() -> None:
+    # the hand-made SCORES: gains 0.4 of 0.6 and 0.4 of 0.8; the paper's smallest relative gain is VQAv2's 11.5 %
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        contribution_matrix(SCORES, ["a", "b"])
+        contribution_matrix({"base": {"a": 1.0, "b": 2.0}, "a": {"a": 3.0, "b": 2.5}, "b": {"a": 1.5, "b": 4.0}},
+                            ["a", "b"], form="chat")  # fmt: skip
+
+
+def test_chat_form_fragile_column_names_eq15() -> None:
+    from cotbal_plugin.probe.errors import ProbeWarning
+
+    scores = {"base": {"a": 1.0, "b": 2.0}, "a": {"a": 3.0, "b": 2.5}, "b": {"a": 1.5, "b": 1.9}}
+    with pytest.warns(ProbeWarning, match=r"task 'b': V_b\(b\) - V_b\(base\) = 1\.9 - 2 = -0\.1; column 'b' of C "
+                      r"\(eq\. 15\).*sign flipped \(a task that helps 'b' counts as harming it\)\. Use"):  # fmt: skip
+        contribution_matrix(scores, ["a", "b"], form="chat")
