@@ -11,7 +11,7 @@ DEEPSPEED ?= deepspeed==0.19.8
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test test-wheel demo demo-quick lint bench clean
+.PHONY: setup test test-wheel demo demo-quick demo-docs lint bench clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ demo: setup
 
 demo-quick: setup
 	$(BIN)/python -m cotbal_plugin.demo --quick $(DEMO_ARGS)
+
+# full demo, then its results block and figures into docs/demo.md and docs/img (numbers are never typed by hand)
+demo-docs: demo
+	$(BIN)/python -m cotbal_plugin.demo.results demo_out docs/demo.md docs/img
 
 lint: setup
 	$(BIN)/ruff check cotbal_plugin tests benchmarks setup.py

@@ -12,7 +12,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # not imported at run time: the .pth file runs this module in every Python process
     from typing import Any
 
-_TARGETS = ("llamafactory.hparams.parser", "llamafactory.data.loader", "llamafactory.train.sft.workflow")
+_TARGETS = (
+    "llamafactory.hparams.parser",
+    "llamafactory.data.loader",
+    "llamafactory.train.sft.workflow",
+    "llamafactory.extras.ploting",  # per-task curves in plot_loss / LlamaBoard (llamafactory/plots.py)
+    "llamafactory.train.callbacks",
+)
 
 
 def _apply(name: str, module: Any) -> None:
@@ -40,7 +46,7 @@ class _PatchingLoader:
 
 
 class _Finder:
-    """Wraps the real loader of the three target modules; every other import is untouched."""
+    """Wraps the real loader of the target modules; every other import is untouched."""
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         if fullname not in _TARGETS:

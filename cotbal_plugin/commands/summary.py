@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``cotbal summary``."""
     parser.epilog = EPILOG
     parser.add_argument(
-        "--table", required=True, type=Path, metavar="FILE", help="JSON {method: {task: {metric: value}}}"
-    )
+        "--table", required=True, type=Path, action="append", metavar="FILE",
+        help="JSON {method: {task: {metric: value}}}; one per seed (repeat it) for mean ± std over seeds",
+    )  # fmt: skip
     parser.add_argument("--baseline", default="STL", help="baseline method of ΔI%% / ΔE%% (STL)")
     parser.add_argument("--zero-shot", type=Path, metavar="FILE", help="JSON table of zero-shot tasks, for ΔI_zero%%")
     parser.add_argument("--zero-shot-baseline", default="EW", help="baseline of ΔI_zero%% (EW)")
@@ -47,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", type=output_file, metavar="FILE", help="also write the numbers as JSON here (- for stdout)"
     )
+    parser.add_argument(
+        "--plot", type=output_file, metavar="FILE",
+        help="also draw ΔI%%/ΔE%% and every metric (mean ± std over seeds) as a PNG here",
+    )  # fmt: skip
 
 
 def _decimals(text: str) -> int:
@@ -72,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:
             check_output_file(path, option)
     lower = names(args.lower_better)
-    table = load_table(args.table, "--table")
+    if len(args.table) > 1 or args.plot:  # several seeds: mean ± std (probe/seeds.py)
+        from ._summary_seeds import run_seeds
+
+        return run_seeds(args, lower)
+    table = load_table(args.table[0], "--table")
     result = summarize(table, args.baseline, lower)
     zero = None
     if args.zero_shot:

@@ -33,6 +33,7 @@ from types import TracebackType
 PRELOAD = (
     "llamafactory.launcher",
     "llamafactory.train.tuner",
+    "llamafactory.train.sft.metric",  # jieba / nltk / rouge of the predict jobs' similarity metrics
     "transformers.models.llava.modeling_llava",
     "transformers.models.clip.modeling_clip",
     "transformers.models.llama.modeling_llama",
@@ -86,7 +87,8 @@ def _run_child(request: Mapping[str, object], fds: Sequence[int]) -> int:
         return 1
 
 
-def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
+def _serve_one(conn: socket.socket) -> None:
+    """In a handler process: read one request, fork its job, wait for it and send back its exit code."""
     size_bytes, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
     try:
         if len(size_bytes) < _HEADER.size:
@@ -101,7 +103,6 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
         if pid == 0:  # child
             code = 1
             try:
-                listener.close()
                 conn.close()
                 code = _run_child(request, fds)
             finally:
@@ -113,24 +114,33 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
     finally:
         for fd in fds:
             os.close(fd)
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
-            try:
-                conn.sendall(_STATUS.pack(code))
-            except OSError:
-                pass
-            return
-        readable, _, _ = select.select([conn], [], [], 0.05)
-        if readable and not conn.recv(1, socket.MSG_PEEK):  # the client is gone: stop its job
+    finished = False
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                finished = True
+                code = os.waitstatus_to_exitcode(status)
+                try:
+                    conn.sendall(_STATUS.pack(code))
+                except OSError:
+                    pass
+                return
+            readable, _, _ = select.select([conn], [], [], 0.05)
+            if readable and not conn.recv(1, socket.MSG_PEEK):  # the client is gone: stop its job
+                return
+    finally:
+        if not finished:  # client gone, or this handler stopped by the server: stop the job too
             os.kill(pid, signal.SIGTERM)
             os.waitpid(pid, 0)
-            return
 
 
 def serve(socket_path: str | Path, preload: Sequence[str] = PRELOAD) -> None:
-    """Import ``preload``, listen on ``socket_path`` and serve requests one at a time until the parent exits."""
+    """Import ``preload``, listen on ``socket_path`` and serve requests until the parent exits.
+
+    Each request gets its own handler process (forked from this pristine server), which forks the job and waits
+    for it: several clients can run jobs at the same time.
+    """
     import importlib
 
     import cotbal_plugin
@@ -138,6 +148,7 @@ def serve(socket_path: str | Path, preload: Sequence[str] = PRELOAD) -> None:
     cotbal_plugin.install()
     for name in preload:
         importlib.import_module(name)
+    _warm_jieba()
     parent = os.getppid()
     path = Path(socket_path)
     tmp = path.with_name(path.name + ".tmp")
@@ -147,22 +158,57 @@ def serve(socket_path: str | Path, preload: Sequence[str] = PRELOAD) -> None:
     listener.listen(4)
     os.replace(tmp, path)  # the socket appears under its name only once it accepts connections
     listener.settimeout(1.0)
+    handlers: set[int] = set()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while os.getppid() == parent:
+            _reap(handlers)
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            with conn:
-                conn.settimeout(None)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # a handler per request, so that several clients run their jobs at the same time
+                code = 0
                 try:
-                    _serve_one(conn, listener)
+                    listener.close()
+                    conn.settimeout(None)
+                    _serve_one(conn)
                 except (OSError, ValueError, ConnectionError):
-                    continue
+                    code = 1
+                finally:
+                    os._exit(code)
+            handlers.add(pid)
+            conn.close()
     finally:
         listener.close()
         path.unlink(missing_ok=True)
+        for pid in handlers:  # stop the handlers (each stops its job when its client connection closes)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _warm_jieba() -> None:
+    """Load jieba's dictionary once: every predict job's similarity metrics would otherwise load it (~1-3 s)."""
+    try:
+        import jieba  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    jieba.initialize()
+
+
+def _reap(handlers: set[int]) -> None:
+    for pid in list(handlers):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            handlers.discard(pid)
 
 
 # ----------------------------------------------------------------------------------------------------- client

@@ -216,8 +216,12 @@ def patch_workflow(module: ModuleType) -> None:
     module.CustomSeq2SeqTrainer = trainer_factory
 
 
+from . import plots  # noqa: E402 - per-task curves in LLaMA-Factory's plots; acts only on logs with per-task keys
+
 PATCHES = {
     "llamafactory.hparams.parser": patch_parser,
     "llamafactory.data.loader": patch_loader,
     "llamafactory.train.sft.workflow": patch_workflow,
+    "llamafactory.extras.ploting": plots.patch_ploting,
+    "llamafactory.train.callbacks": plots.patch_callbacks,
 }
