@@ -85,6 +85,13 @@ def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:+.3f}"
 
 
+def _verdict(row: Mapping[str, Any]) -> str:
+    """``yes`` when every seed shows the relation, ``mean only`` when the mean does but some seed does not."""
+    if not row["holds"]:
+        return "**no**"
+    return "yes" if row["seeds_holding"] == row["seeds"] else "mean only"
+
+
 def markdown(rows: Sequence[Mapping[str, Any]], weights_by_seed: Mapping[int, Mapping[str, Any]]) -> str:
     """The check as markdown, followed by every seed's D and the mean C matrix."""
     seeds = list(weights_by_seed)
@@ -92,7 +99,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], weights_by_seed: Mapping[int, Ma
     lines = [head, "|---" * (4 + len(seeds)) + "|"]
     for r in rows:
         cells = [_fmt(r["values"][s]) for s in seeds]
-        verdict = ("yes" if r["holds"] else "**no**") + f" ({r['seeds_holding']}/{r['seeds']} seeds)"
+        verdict = _verdict(r) + f" ({r['seeds_holding']}/{r['seeds']} seeds)"
         lines.append(f"| {r['relation']} | {r['why']} | " + " | ".join(cells) + f" | {_fmt(r['mean'])} | {verdict} |")
     text = "\n".join(lines) + "\n"
     first = weights_by_seed[seeds[0]]

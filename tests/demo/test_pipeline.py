@@ -21,7 +21,7 @@ from cotbal_plugin.demo.pipeline import (
     summary_table,
     summary_tables,
 )
-from cotbal_plugin.demo.structure import EXPECTED, check_structure
+from cotbal_plugin.demo.structure import EXPECTED, check_structure, markdown
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -127,7 +127,10 @@ def test_structure_check_reads_c_and_d_of_every_seed() -> None:
     assert helps["values"] == {0: 0.4, 1: -0.1} and helps["holds"] and helps["seeds_holding"] == 1
     assert conflicts["mean"] == pytest.approx(-0.25) and conflicts["holds"] and conflicts["seeds_holding"] == 2
     assert difficulty["values"] == {0: pytest.approx(0.7), 1: pytest.approx(-0.05)} and difficulty["holds"]
+    text = markdown(rows, {0: weights(0.4, -0.2, 0.8), 1: weights(-0.1, -0.3, 0.05)})
+    assert "| mean only (1/2 seeds) |" in text and "| yes (2/2 seeds) |" in text  # one seed against: not a plain yes
     rows = check_structure({0: weights(-0.4, 0.2, 0.0)}, tasks)
+    assert "| **no** (0/1 seeds) |" in markdown(rows, {0: weights(-0.4, 0.2, 0.0)})
     assert not any(r["holds"] for r in rows)
     assert check_structure({0: weights(0.4, -0.2, 0.8)}, ["color", "count"])[0]["relation"] == "D[count] > D[color]"
     balanced = ["colour", "count", "caption"]
