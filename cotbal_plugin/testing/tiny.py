@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 
@@ -54,6 +55,23 @@ def _base_texts(texts: Iterable[str]) -> list[str]:
     return common + list(texts)
 
 
+def _decoder_kwargs(tokenizer: Any, hidden_size: int, num_layers: int) -> dict[str, Any]:
+    """Config keys shared by the tiny decoder-only models (4 heads, 2 KV heads, untied output layer)."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": False,
+    }
+
+
 def build_tiny_llama(
     out_dir: str | Path,
     texts: Iterable[str] = (),
@@ -70,19 +88,7 @@ def build_tiny_llama(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(_base_texts(texts), vocab_size, [])
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
+    config = LlamaConfig(**_decoder_kwargs(tokenizer, hidden_size, num_layers))
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.save_pretrained(out)
@@ -189,21 +195,11 @@ def build_tiny_moe(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(_base_texts(texts), vocab_size, [])
     config = MixtralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **_decoder_kwargs(tokenizer, hidden_size, num_layers),
         num_local_experts=num_experts,
         num_experts_per_tok=experts_per_token,
         output_router_logits=output_router_logits,
         router_aux_loss_coef=router_aux_loss_coef,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = MixtralForCausalLM(config)
