@@ -124,8 +124,8 @@ def _distinct_kinds(rng: random.Random, grid: int) -> Cells:
 def _sample(task: str, rng: random.Random, grid: int) -> tuple[Cells, str, str]:
     """Return (board, question without the image token, answer) for one sample of ``task``."""
     if task in ("color", "colour", "tone"):
-        cells = _cells(rng, 1, grid)
-        colour, kind = next(iter(cells.values()))
+        cells = _distinct_kinds(rng, grid)  # 1-3 shapes of different kinds: the question names the one to read
+        colour, kind = rng.choice(list(cells.values()))
         question = QUESTIONS[task].format(kind=kind)
         if task == "color":
             return cells, question, colour
