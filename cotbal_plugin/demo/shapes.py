@@ -9,15 +9,15 @@ Tasks (each with its own images, drawn from its own random stream):
 =========  ==========================================================  ===========================  ======
 task       question → answer                                           role in the benchmark        metric
 =========  ==========================================================  ===========================  ======
-``color``  "What color is the triangle?" → ``red`` (one shape)          short answer; saturates      em
-                                                                        early (easy)
+``color``  "What color is the triangle?" → ``red`` (1-3 shapes of       short answer; learns early   em
+           different kinds: the question names the one to read)          (lower D than ``count``)
 ``colour`` "What colour is the triangle?" → ``The triangle is red.``    conflicts with ``color``:    em
-           (one shape; same images and knowledge as ``color``)          same question, other format
+           (same kind of board and knowledge as ``color``)            same question, other format
 ``count``  "How many shapes are there?" → ``7`` (1-12 shapes)           short answer; keeps rising   em
                                                                         with more data (hard)
 ``caption`` "Describe the image." → ``a red circle, a blue square and   long answer; names the       cider
            a green triangle`` (1-3 shapes, reading order)               colours ``colour`` states
-``tone``   "What color tone is the triangle?" → ``warm`` / ``cool``     two classes (one shape)      em
+``tone``   "What color tone is the triangle?" → ``warm`` / ``cool``     two classes (1-3 shapes)     em
 ``ground`` "the red circle" + box instruction → ``[x1, y1, x2, y2]``    box in per cent of the       iou_acc
            (1-3 shapes)                                                 image
 =========  ==========================================================  ===========================  ======

@@ -7,8 +7,8 @@ The shapes benchmark is built so that (see :mod:`cotbal_plugin.demo.shapes` and 
 - ``colour`` asks the question of ``color`` (one letter apart) but answers with a sentence: training on it
   pulls the answers of ``color`` towards sentences, the wrong format there (C_colour,color < 0) — the short-answer
   vs conversation conflict that made LLaVA-1.5 add "Answer the question using a single word or phrase";
-- ``count`` (1-12 shapes) keeps improving with more data while ``color`` (the colour of a single shape, which the
-  pretrained model can already name) saturates early (D_count > D_color);
+- ``count`` (1-12 shapes) keeps improving with more data while ``color`` (the colour of the shape the question names,
+  which the pretrained model can already read) is learnt early (D_count > D_color);
 - answers differ in length: ``caption`` has many tokens per answer, ``color`` and ``count`` one word.
 
 :func:`check_structure` reads every seed's ``weights.json`` (which holds C, D and the probe scores) and reports
@@ -45,7 +45,7 @@ class Expectation:
 EXPECTED = (
     Expectation("C", "caption", "colour", +1, "the caption names each shape's colour, which the sentence states"),
     Expectation("C", "colour", "color", -1, "same question one letter apart: sentences pull the one-word answers"),
-    Expectation("D", "count", "color", +1, "counting keeps improving with data; one shape's colour saturates"),
+    Expectation("D", "count", "color", +1, "counting keeps improving with data; naming a colour is learnt early"),
 )
 
 
