@@ -73,10 +73,10 @@ from typing import Any
 
 import _common as C
 import torch
-import torch.nn.functional as F
+from _head import loss_head_step
 from transformers.loss.loss_utils import ForCausalLMLoss
 
-from cotbal_plugin.fused_ce import auto_chunk_tokens, fused_weighted_nll_sum
+from cotbal_plugin.fused_ce import auto_chunk_tokens
 from cotbal_plugin.loss import task_token_counts, vitw_denominator, weighted_nll_sum
 from cotbal_plugin.task_labels import IGNORE_INDEX, TASK_STRIDE
 
@@ -121,31 +121,8 @@ def make_head_inputs(args: argparse.Namespace, num_tasks: int = 2) -> dict[str, 
 
 
 def head_step(name: str, inp: dict[str, Any]) -> torch.Tensor:
-    """One forward+backward of the loss head (see the module docstring)."""
-    hidden, weight, encoded, weights, n = (
-        inp["hidden"],
-        inp["weight"],
-        inp["encoded"],
-        inp["weights"],
-        inp["num_tasks"],
-    )
-    if name == "head-stock":
-        labels = inp["labels"]
-        num_items = (labels[..., 1:] != IGNORE_INDEX).sum()
-        logits = F.linear(hidden, weight)
-        loss = ForCausalLMLoss(logits, labels, vocab_size=logits.size(-1), num_items_in_batch=num_items)
-        del logits
-    else:
-        denom = vitw_denominator(task_token_counts(encoded, n), weights)
-        if name == "head-cotbal-full":
-            logits = F.linear(hidden, weight)
-            weighted_sum, _, _ = weighted_nll_sum(logits, encoded, weights, n)
-            del logits
-        else:
-            weighted_sum, _, _ = fused_weighted_nll_sum(hidden, weight, encoded, weights, n)
-        loss = (weighted_sum / denom).to(torch.float32)
-    loss.backward()
-    return loss.detach()
+    """One forward+backward of the loss head (see the module docstring and ``_head.py``)."""
+    return loss_head_step(name.removeprefix("head-"), inp, inp["num_tasks"])
 
 
 HEAD_VARIANTS = ["head-stock", "head-cotbal-full", "head-cotbal-fused"]

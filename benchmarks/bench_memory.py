@@ -38,11 +38,9 @@ from typing import Any
 
 import _common as C
 import torch
-import torch.nn.functional as F
-from transformers.loss.loss_utils import ForCausalLMLoss
+from _head import loss_head_step
 
-from cotbal_plugin.fused_ce import auto_chunk_tokens, fused_weighted_nll_sum
-from cotbal_plugin.loss import task_token_counts, vitw_denominator, weighted_nll_sum
+from cotbal_plugin.fused_ce import auto_chunk_tokens
 from cotbal_plugin.task_labels import IGNORE_INDEX, TASK_STRIDE
 
 TARGET = 0.6
@@ -64,25 +62,8 @@ def make_inputs(args: argparse.Namespace, equal_weights: bool = False) -> dict[s
 
 
 def run_variant(name: str, inp: dict[str, Any], chunk: int | None) -> torch.Tensor:
-    """One forward+backward of the loss head; returns the detached loss."""
-    hidden, weight, encoded, weights = inp["hidden"], inp["weight"], inp["encoded"], inp["weights"]
-    if name == "stock":
-        labels = inp["labels"]
-        num_items = (labels[..., 1:] != IGNORE_INDEX).sum()
-        logits = F.linear(hidden, weight)
-        loss = ForCausalLMLoss(logits, labels, vocab_size=logits.size(-1), num_items_in_batch=num_items)
-        del logits
-    else:
-        denom = vitw_denominator(task_token_counts(encoded, 2), weights)
-        if name == "cotbal-full":
-            logits = F.linear(hidden, weight)
-            weighted_sum, _, _ = weighted_nll_sum(logits, encoded, weights, 2)
-            del logits
-        else:
-            weighted_sum, _, _ = fused_weighted_nll_sum(hidden, weight, encoded, weights, 2, chunk_tokens=chunk)
-        loss = (weighted_sum / denom).to(torch.float32)
-    loss.backward()
-    return loss.detach()
+    """One forward+backward of the loss head (``_head.py``, 2 tasks); returns the detached loss."""
+    return loss_head_step(name, inp, 2, chunk)
 
 
 def _vm_kib(field: str) -> int:
