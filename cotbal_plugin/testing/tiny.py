@@ -96,6 +96,28 @@ def build_tiny_llama(
     return out
 
 
+def _llava_config(text: Any, image_size: int, hidden_size: int, image_token_id: int) -> Any:
+    """A ``LlavaConfig`` around ``text``: a one-layer CLIP tower with 14-pixel patches (one image token per patch)."""
+    from transformers import CLIPVisionConfig, LlavaConfig
+
+    vision = CLIPVisionConfig(
+        image_size=image_size,
+        patch_size=14,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        projection_dim=hidden_size,
+    )
+    return LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=image_token_id,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+
+
 def build_tiny_llava(
     out_dir: str | Path,
     texts: Iterable[str] = (),
@@ -110,9 +132,7 @@ def build_tiny_llava(
     import torch
     from transformers import (
         CLIPImageProcessor,
-        CLIPVisionConfig,
         LlamaConfig,
-        LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
     )
@@ -121,35 +141,8 @@ def build_tiny_llava(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(_base_texts(texts), vocab_size, ["<image>"])
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    vision = CLIPVisionConfig(
-        image_size=image_size,
-        patch_size=14,
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        projection_dim=hidden_size,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=image_token_id,
-        vision_feature_select_strategy="default",
-        vision_feature_layer=-1,
-    )
+    text = LlamaConfig(**{**_decoder_kwargs(tokenizer, hidden_size, num_layers), "max_position_embeddings": 4096})
+    config = _llava_config(text, image_size, hidden_size, image_token_id)
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config)
     image_processor = CLIPImageProcessor(
@@ -333,17 +326,8 @@ def tiny_llava_model(
     The image token id is ``vocab_size - 1``; put ``(image_size // 14) ** 2`` of them per image in ``input_ids``.
     """
     import torch
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import LlamaConfig, LlavaForConditionalGeneration
 
-    vision = CLIPVisionConfig(
-        image_size=image_size,
-        patch_size=14,
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        projection_dim=hidden_size,
-    )
     text = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
@@ -354,13 +338,7 @@ def tiny_llava_model(
         max_position_embeddings=512,
         tie_word_embeddings=False,
     )
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=vocab_size - 1,
-        vision_feature_select_strategy="default",
-        vision_feature_layer=-1,
-    )
+    config = _llava_config(text, image_size, hidden_size, vocab_size - 1)
     torch.manual_seed(seed)
     return LlavaForConditionalGeneration(config)
 
