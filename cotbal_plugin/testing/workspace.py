@@ -12,6 +12,17 @@ from typing import Any
 
 import yaml
 
+DS_Z2: dict[str, Any] = {  # DeepSpeed ZeRO-2 on CPU over gloo (DESIGN.md §5): the tests' config
+    "train_batch_size": "auto",
+    "train_micro_batch_size_per_gpu": "auto",
+    "gradient_accumulation_steps": "auto",
+    "gradient_clipping": "auto",
+    "zero_allow_untested_optimizer": True,
+    "fp16": {"enabled": False},
+    "bf16": {"enabled": False},
+    "zero_optimization": {"stage": 2, "overlap_comm": False, "contiguous_gradients": True},
+}
+
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
 
 

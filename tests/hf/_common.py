@@ -16,16 +16,6 @@ TASKS = {"short": 1, "long": 12}  # answer length in words: the weights matter
 WEIGHTS = {"short": 2.0, "long": 0.5}
 TOL = 1e-5  # float32 SGD, a few steps: observed ~1e-7 (tests/llamafactory/test_exactness.py uses the same)
 SCRIPT = Path(__file__).with_name("_train_script.py")
-DS_Z2 = {  # ZeRO-2 on CPU over gloo (DESIGN.md §5)
-    "train_batch_size": "auto",
-    "train_micro_batch_size_per_gpu": "auto",
-    "gradient_accumulation_steps": "auto",
-    "gradient_clipping": "auto",
-    "zero_allow_untested_optimizer": True,
-    "fp16": {"enabled": False},
-    "bf16": {"enabled": False},
-    "zero_optimization": {"stage": 2, "overlap_comm": False, "contiguous_gradients": True},
-}
 
 
 def tokenized_rows(tokenizer: Any, n: int = 8, tasks: dict[str, int] | None = None) -> list[dict[str, Any]]:

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from ._common import DS_Z2, args_dict, launch, tokenized_rows, write_json
+from cotbal_plugin.testing.workspace import DS_Z2
+
+from ._common import args_dict, launch, tokenized_rows, write_json
 
 LLAVA_ARGS = {"learning_rate": 0.2, "max_steps": 3}  # the LLaVA runs of test_llava.py and of the launches
 

@@ -7,18 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from cotbal_plugin.testing.workspace import load_params, run_train, sft_config, write_yaml
-
-DS_Z2 = {
-    "train_batch_size": "auto",
-    "train_micro_batch_size_per_gpu": "auto",
-    "gradient_accumulation_steps": "auto",
-    "gradient_clipping": "auto",
-    "zero_allow_untested_optimizer": True,
-    "fp16": {"enabled": False},
-    "bf16": {"enabled": False},
-    "zero_optimization": {"stage": 2, "overlap_comm": False, "contiguous_gradients": True},
-}
+from cotbal_plugin.testing.workspace import DS_Z2, load_params, run_train, sft_config, write_yaml
 
 
 def train(ws: Path, name: str, nproc: int = 1, expect_ok: bool = True, model: str = "model", **overrides: Any) -> Any:
